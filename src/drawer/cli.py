@@ -1,0 +1,257 @@
+"""The command line: `drawer FILE VERB ...`; parses words, calls one function, maps exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from drawer import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+VERBS = ("run", "validate")
+COMMANDS = ("merge", "schema", "help")
+
+app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+
+TOP_HELP = f"""drawer {__version__}: run workflow files with parallel for_each.
+
+Usage: drawer FILE VERB [OPTIONS]
+
+  FILE is a path, or NAME found as NAME.yaml, NAME.yml or NAME.json in ./drawers/
+  and then in the current directory.
+
+Verbs:
+  run        run the drawer (drawer FILE run --help for options)
+  validate   report every problem in the file at once, exit 0 or 2
+
+Options:
+  --version  print the version
+  --help     this help
+"""
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    sys.stderr.write(f"drawer: {message}\n")
+    raise SystemExit(code)
+
+
+def find_drawer(name: str) -> Path:
+    """A path as given, else NAME.yaml|yml|json in ./drawers/ and then in `.`."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    looked = [str(path)]
+    if path.suffix == "" and "/" not in name:
+        for folder in (Path("drawers"), Path(".")):
+            for suffix in (".yaml", ".yml", ".json"):
+                candidate = folder / f"{name}{suffix}"
+                looked.append(str(candidate))
+                if candidate.is_file():
+                    return candidate
+    fail(f"no drawer file {name!r}; looked for: {', '.join(looked)}")
+
+
+def print_problems(error: Any, stream: Any = None) -> None:
+    from drawer.source import format_problem
+
+    stream = stream or sys.stderr
+    text = error.document.text if error.document is not None else None
+    for problem in error.problems:
+        stream.write(format_problem(problem, text, str(error.path)) + "\n")
+    errors = sum(problem.severity == "error" for problem in error.problems)
+    if errors:
+        stream.write(f"{error.path}: {errors} error(s); nothing was run\n")
+
+
+def problems_json(problems: Any, path: Path) -> list[dict[str, Any]]:
+    return [
+        {
+            "severity": problem.severity,
+            "code": problem.code,
+            "message": problem.message,
+            "file": str(path),
+            "line": problem.position.line if problem.position else None,
+            "col": problem.position.col if problem.position else None,
+            "hint": problem.hint,
+        }
+        for problem in problems
+    ]
+
+
+def load_or_exit(file: str, as_json: bool = False) -> Any:
+    from drawer.loader import InvalidDrawer, load_drawer
+
+    path = find_drawer(file)
+    try:
+        return load_drawer(path)
+    except InvalidDrawer as error:
+        if as_json:
+            report = {"valid": False, "problems": problems_json(error.problems, path)}
+            sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        else:
+            print_problems(error)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+@app.command()
+def validate(
+    file: Annotated[str, typer.Argument(help="the drawer file")],
+    as_json: Annotated[bool, typer.Option("--json", help="print problems as JSON")] = False,
+) -> None:
+    """Report every problem in the drawer file at once; exit 0 when it can run, else 2."""
+    loaded = load_or_exit(file, as_json)
+    if as_json:
+        report = {"valid": True, "problems": problems_json(loaded.warnings, loaded.path)}
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    if loaded.warnings:
+        from drawer.source import format_problem
+
+        for problem in loaded.warnings:
+            sys.stderr.write(format_problem(problem, loaded.document.text, str(loaded.path)) + "\n")
+    steps = sum(1 for _ in _all_steps(loaded.model))
+    sys.stdout.write(f"{loaded.path}: valid ({steps} steps, {len(loaded.warnings)} warnings)\n")
+
+
+def _all_steps(model: Any) -> Any:
+    from drawer.loader import iter_steps
+
+    return iter_steps(model)
+
+
+@app.command()
+def run(
+    file: Annotated[str, typer.Argument(help="the drawer file")],
+    inputs: Annotated[list[str] | None, typer.Option(
+        "-i", "--input", metavar="NAME=VALUE", help="an input value (repeatable)")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="print only the run document (JSON) on stdout")] = False,
+    output: Annotated[Path | None, typer.Option(
+        "--output", metavar="FILE", help="also write the run document to FILE")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the summary")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="print every lifecycle event with timings")] = False,
+    no_progress: Annotated[bool, typer.Option(
+        "--no-progress", help="plain lines even on a terminal")] = False,
+) -> None:
+    """Run the drawer; exit 0 when it succeeded, 1 when it failed, 130/143 on a signal."""
+    loaded = load_or_exit(file)
+    from drawer.inputs import InputError, resolve_inputs
+
+    try:
+        resolved = resolve_inputs(loaded.model.inputs, inputs or [], os.environ)
+    except InputError as error:
+        _input_problem(loaded, error)
+    document, signum = _execute(loaded, resolved, as_json=as_json, quiet=quiet,
+                                verbose=verbose, no_progress=no_progress)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if output is not None:
+        _write_atomic(output, text)
+    if as_json:
+        sys.stdout.write(text)
+    status = document["status"]
+    if status == "cancelled":
+        raise SystemExit(EXIT_SIGNAL.get(signum or signal.SIGINT, 130))
+    raise SystemExit(EXIT_OK if status == "ok" else EXIT_FAILED)
+
+
+def _input_problem(loaded: Any, error: Any) -> NoReturn:
+    from drawer.source import Problem, format_problem
+
+    position = loaded.document.source.key(("inputs", error.name)) if error.name in \
+        loaded.model.inputs else None
+    problem = Problem(str(error), position, code="INPUT_INVALID",
+                      hint="inputs are given as -i NAME=VALUE or DRAWER_INPUT_NAME")
+    sys.stderr.write(format_problem(problem, loaded.document.text, str(loaded.path)) + "\n")
+    raise SystemExit(EXIT_USAGE)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _execute(loaded: Any, resolved: Any, *, as_json: bool, quiet: bool, verbose: bool,
+             no_progress: bool) -> tuple[dict[str, Any], int | None]:
+    import trio
+    from rich.console import Console
+
+    from drawer.engine import Interrupt, RunOptions, execute_run
+    from drawer.report import LiveReporter, PlainReporter, print_summary
+
+    stream = sys.stderr if as_json else sys.stdout
+    console = Console(file=stream)
+    live = stream.isatty() and not no_progress and not quiet and not verbose
+    listeners: list[Any] = []
+    live_reporter = LiveReporter(console) if live else None
+    listeners.append(live_reporter or PlainReporter(stream, verbose=verbose, quiet=quiet))
+    interrupt = Interrupt()
+    kill_now = trio.Event()
+
+    async def main() -> dict[str, Any]:
+        cancel_scope = trio.CancelScope()
+        async with trio.open_nursery() as nursery:
+
+            async def watch_signals() -> None:
+                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for signum in signals:
+                        if interrupt.signal is None:
+                            interrupt.signal = signum
+                            cancel_scope.cancel()
+                        elif signum == signal.SIGINT:
+                            kill_now.set()
+
+            nursery.start_soon(watch_signals)
+            options = RunOptions(resolved.values, resolved.secrets, listeners, kill_now=kill_now)
+            document = await execute_run(loaded, options, interrupt, cancel_scope)
+            nursery.cancel_scope.cancel()
+        return document
+
+    try:
+        if live_reporter is not None:
+            with live_reporter:
+                document = trio.run(main)
+        else:
+            document = trio.run(main)
+    except Exception:
+        traceback.print_exc()
+        fail("internal error: please report it with the traceback above "
+             "(https://github.com/drawer-dev/drawer/issues)", EXIT_INTERNAL)
+    if not (as_json and quiet):
+        print_summary(document, console)
+    return document, interrupt.signal
+
+
+def main(argv: list[str]) -> None:
+    """`drawer FILE VERB ...` or `drawer COMMAND ...`, dispatched to the Typer app."""
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        sys.stdout.write(TOP_HELP)
+        raise SystemExit(EXIT_OK if argv else EXIT_USAGE)
+    first = argv[0]
+    if first in COMMANDS:
+        fail(f'"{first}" is not available in this version of drawer')
+    if first.startswith("-"):
+        if first in ("--install-completion", "--show-completion"):
+            app(argv, prog_name="drawer")
+        fail(f"unknown option {first}; usage: drawer FILE VERB [OPTIONS]")
+    if len(argv) < 2:
+        fail(f"what should drawer do with {first}? usage: drawer FILE VERB; verbs: "
+             f"{', '.join(VERBS)}")
+    verb = argv[1]
+    if verb not in VERBS:
+        from drawer.source import suggest
+
+        guess = suggest(verb, VERBS)
+        hint = f'; did you mean "{guess}"?' if guess else f" (verbs: {', '.join(VERBS)})"
+        fail(f'unknown verb "{verb}"{hint}')
+    app([verb, first, *argv[2:]], prog_name=f"drawer {first}")

@@ -1,0 +1,326 @@
+"""The run on trio: step lists in order or as a DAG, one step's when/retry/timeout, the run."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from drawer import events as ev
+from drawer.context import Masker, Outcome, RunContext, Scope
+from drawer.graph import dependencies, is_chain
+from drawer.loader import LoadedDrawer
+from drawer.model import AnyStep, RetryPolicy, RunStep, is_reference, parse_duration
+from drawer.records import CANCELLED, FAILED, OK, SKIPPED, ErrorInfo, StepRecord, rfc3339
+from drawer.refs import RefError, interpolate, interpolate_deep, plain
+from drawer.steps import KINDS
+
+
+@dataclass(frozen=True)
+class ListResult:
+    """How a step list ended: failed when a step failed with on_failure: stop."""
+
+    failed: bool
+    error: ErrorInfo | None = None
+
+
+def join_path(prefix: str, step_id: str) -> str:
+    return f"{prefix}.{step_id}" if prefix else step_id
+
+
+def _skip(record: StepRecord, path: str, why: str) -> None:
+    record.finish(SKIPPED, error=ErrorInfo("DEPENDENCY_FAILED", why, path))
+
+
+async def run_list(ctx: RunContext, steps: Sequence[AnyStep], scope: Scope, prefix: str
+                   ) -> ListResult:
+    """Run one step list: a chain in file order, or a DAG bounded by max_workers."""
+    for step in steps:
+        scope.records[step.id] = StepRecord()
+    if is_chain(steps):
+        for index, step in enumerate(steps):
+            path = join_path(prefix, step.id)
+            record = scope.records[step.id]
+            await run_step(ctx, step, scope, path, record)
+            if record.status == FAILED and step.on_failure == "stop":
+                for later in steps[index + 1 :]:
+                    _skip(scope.records[later.id], join_path(prefix, later.id),
+                          f"not run: {path} failed")
+                return ListResult(True, record.error)
+        return ListResult(False)
+    return await _run_dag(ctx, steps, scope, prefix)
+
+
+async def _run_dag(ctx: RunContext, steps: Sequence[AnyStep], scope: Scope, prefix: str
+                   ) -> ListResult:
+    deps = dependencies(steps)
+    limit = 1 if ctx.serial else (ctx.max_workers or len(steps))
+    pending = list(steps)
+    finished: set[str] = set()
+    running = 0
+    failure: ErrorInfo | None = None
+    send, receive = trio.open_memory_channel[str](math.inf)
+
+    async def run_one(step: AnyStep) -> None:
+        await run_step(ctx, step, scope, join_path(prefix, step.id), scope.records[step.id])
+        send.send_nowait(step.id)
+
+    async with trio.open_nursery() as nursery:
+        while pending or running:
+            for step in list(pending):
+                if failure is not None:
+                    _skip(scope.records[step.id], join_path(prefix, step.id),
+                          f"not run: {failure.step_path} failed")
+                    pending.remove(step)
+                    continue
+                if running >= limit or not all(dep in finished for dep in deps[step.id]):
+                    continue
+                pending.remove(step)
+                running += 1
+                nursery.start_soon(run_one, step)
+            if not running:
+                break
+            done_id = await receive.receive()
+            running -= 1
+            finished.add(done_id)
+            done_step = next(step for step in steps if step.id == done_id)
+            record = scope.records[done_id]
+            if record.status == FAILED and done_step.on_failure == "stop" and failure is None:
+                failure = record.error
+    return ListResult(failure is not None, failure)
+
+
+def retry_policy(ctx: RunContext, step: AnyStep) -> RetryPolicy:
+    """The step's retry merged key by key over defaults.retry (defaults apply to run steps)."""
+    base = ctx.loaded.model.defaults.retry if isinstance(step, RunStep) else None
+    if step.retry is None:
+        return base or RetryPolicy()
+    if base is None:
+        return step.retry
+    merged = base.model_dump(exclude_unset=False)
+    merged.update(step.retry.model_dump(exclude_unset=True))
+    return RetryPolicy.model_validate(merged)
+
+
+def resolve_scheduling(value: Any, scope: Scope) -> Any:
+    """A scheduling field's value, resolving a ${...} reference when the step starts."""
+    if isinstance(value, str) and is_reference(value):
+        return interpolate(value, scope.lookup)
+    return value
+
+
+def resolve_seconds(value: Any, scope: Scope) -> float | None:
+    if value is None:
+        return None
+    return parse_duration(resolve_scheduling(value, scope))
+
+
+def evaluate_when(when: bool | str, scope: Scope) -> bool:
+    if isinstance(when, bool):
+        return when
+    value = interpolate(when, scope.lookup)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if not isinstance(value, bool):
+        raise RefError(f"when must be true or false; {when} is {plain(value)!r}", code="EXPR_ERROR")
+    return value
+
+
+async def _attempt(ctx: RunContext, step: AnyStep, scope: Scope, path: str,
+                   previous: Outcome | None, timeout: float | None) -> Outcome:
+    kind = KINDS[step.kind]
+    if timeout is None:
+        return await kind.execute(ctx, step, scope, path, previous)
+    with trio.move_on_after(timeout) as cancel_scope:
+        return await kind.execute(ctx, step, scope, path, previous)
+    assert cancel_scope.cancelled_caught
+    message = f"{path} timed out after {timeout:g}s"
+    return Outcome(previous.output if previous else None, ErrorInfo("TIMEOUT", message, path))
+
+
+async def _attempts(ctx: RunContext, step: AnyStep, scope: Scope, path: str, record: StepRecord,
+                    per_attempt: float | None) -> Outcome:
+    policy = retry_policy(ctx, step)
+    outcome: Outcome | None = None
+    delay = parse_duration(policy.delay)
+    for attempt in range(1, policy.attempts + 1):
+        record.attempts = attempt
+        outcome = await _attempt(ctx, step, scope, path, outcome, per_attempt)
+        error = outcome.error
+        if error is None or attempt == policy.attempts or error.code not in policy.on:
+            return outcome
+        wait = delay
+        if policy.max_delay is not None:
+            wait = min(wait, parse_duration(policy.max_delay))
+        if policy.jitter:
+            wait *= random.uniform(0.5, 1.0)
+        ctx.emit(ev.StepRetrying(path, attempt + 1, wait, error))
+        await trio.sleep(wait)
+        delay *= policy.backoff
+    assert outcome is not None
+    return outcome
+
+
+async def run_step(ctx: RunContext, step: AnyStep, scope: Scope, path: str,
+                   record: StepRecord) -> None:
+    """One step: `when`, retries, its timeout, and a finished record whatever happens."""
+    record.start()
+    ctx.emit(ev.StepStarted(path, step.kind, trio.current_time()))
+    try:
+        outcome = await _run_guarded(ctx, step, scope, path, record)
+    except trio.Cancelled:
+        record.finish(CANCELLED, error=ErrorInfo("CANCELLED", f"{path} was cancelled", path))
+        ctx.emit(ev.StepFinished(path, step.kind, record, trio.current_time()))
+        raise
+    if outcome is not None:
+        error = ctx.masker.error(outcome.error)
+        record.finish(FAILED if error else OK, outcome.output, error)
+    ctx.emit(ev.StepFinished(path, step.kind, record, trio.current_time()))
+
+
+async def _run_guarded(ctx: RunContext, step: AnyStep, scope: Scope, path: str,
+                       record: StepRecord) -> Outcome | None:
+    try:
+        if step.when is not None and not evaluate_when(step.when, scope):
+            record.finish(SKIPPED)
+            return None
+        timeout_value = step.timeout
+        if timeout_value is None and isinstance(step, RunStep):
+            timeout_value = ctx.loaded.model.defaults.timeout
+        timeout = resolve_seconds(timeout_value, scope)
+    except (RefError, ValueError) as error:
+        return Outcome(None, ErrorInfo(getattr(error, "code", "EXPR_ERROR"), str(error), path))
+    if KINDS[step.kind].TIMEOUT_PER_ATTEMPT or timeout is None:
+        return await _attempts(ctx, step, scope, path, record, timeout)
+    with trio.move_on_after(timeout) as cancel_scope:
+        return await _attempts(ctx, step, scope, path, record, None)
+    assert cancel_scope.cancelled_caught
+    return Outcome(None, ErrorInfo("TIMEOUT", f"{path} timed out after {timeout:g}s", path))
+
+
+# the run ------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunOptions:
+    inputs: dict[str, Any]
+    secrets: list[str]
+    listeners: list[ev.Listener]
+    grace: float = 5.0
+    workdir: Path | None = None
+    kill_now: trio.Event | None = None
+
+
+def default_max_processes() -> int:
+    return max(16, 4 * (os.cpu_count() or 1))
+
+
+def _execution_settings(ctx: RunContext, scope: Scope) -> None:
+    execution = ctx.loaded.model.execution
+    max_processes = resolve_scheduling(execution.max_processes, scope)
+    ctx.process_limiter.total_tokens = int(max_processes or default_max_processes())
+    max_workers = resolve_scheduling(execution.max_workers, scope)
+    ctx.max_workers = int(max_workers) if max_workers else None
+    parallel = resolve_scheduling(execution.parallel, scope)
+    ctx.serial = parallel is False or str(parallel).lower() == "false"
+
+
+def _resolve_env(ctx: RunContext, scope: Scope) -> None:
+    for name, value in ctx.loaded.model.env.items():
+        text = value if isinstance(value, str) else plain(value)
+        resolved = interpolate(text, scope.lookup) if isinstance(text, str) else text
+        ctx.base_env[name] = resolved if isinstance(resolved, str) else str(plain(resolved))
+
+
+class Interrupt:
+    """Which signal (if any) cancelled the run."""
+
+    signal: int | None = None
+
+
+async def execute_run(loaded: LoadedDrawer, options: RunOptions,
+                      interrupt: Interrupt | None = None,
+                      cancel_scope: trio.CancelScope | None = None) -> dict[str, Any]:
+    """Run a validated drawer and return its run document (SPEC 3.2)."""
+    masker = Masker(options.secrets)
+    emit = ev.Emitter(options.listeners)
+    workdir = options.workdir or Path.cwd()
+    run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="drawer-") as tmp:
+        ctx = RunContext(loaded=loaded, run_id=run_id, inputs=options.inputs, masker=masker,
+                         emit=emit, process_limiter=trio.CapacityLimiter(1),
+                         base_env=dict(os.environ), workdir=workdir, tmpdir=Path(tmp),
+                         grace=options.grace, kill_now=options.kill_now if options.kill_now is not None else trio.Event())
+        scope = Scope(ctx)
+        emit(ev.RunStarted(run_id, loaded.name, str(loaded.path)))
+        status, error = OK, None
+        try:
+            _execution_settings(ctx, scope)
+            _resolve_env(ctx, scope)
+            run_timeout = resolve_seconds(loaded.model.execution.timeout, scope)
+        except (RefError, ValueError) as problem:
+            status = FAILED
+            error = ErrorInfo(getattr(problem, "code", "EXPR_ERROR"), str(problem), None)
+        if error is None:
+            status, error = await _run_top(ctx, scope, run_timeout, cancel_scope or
+                                           trio.CancelScope(), interrupt)
+        outputs = _outputs(ctx, scope)
+    ended = time.time()
+    document: dict[str, Any] = {
+        "run_id": run_id,
+        "drawer": str(loaded.path),
+        "name": loaded.name,
+        "resumed_from": None,
+        "status": status,
+        "started_at": rfc3339(started),
+        "ended_at": rfc3339(ended),
+        "duration": round(ended - started, 3),
+        "inputs": {name: ("***" if loaded.model.inputs[name].secret else value)
+                   for name, value in options.inputs.items()},
+        "outputs": outputs,
+        "steps": {step_id: record.as_json() for step_id, record in scope.records.items()},
+        "error": masker.error(error).as_json() if error else None,
+    }
+    document = masker.value(plain(document))
+    emit(ev.RunFinished(document))
+    return document
+
+
+async def _run_top(ctx: RunContext, scope: Scope, run_timeout: float | None,
+                   cancel_scope: trio.CancelScope, interrupt: Interrupt | None
+                   ) -> tuple[str, ErrorInfo | None]:
+    steps: Sequence[AnyStep] = ctx.loaded.model.steps  # type: ignore[assignment]
+    result = ListResult(False)
+    with cancel_scope:
+        if run_timeout is not None:
+            cancel_scope.deadline = trio.current_time() + run_timeout
+        result = await run_list(ctx, steps, scope, "")
+    if cancel_scope.cancelled_caught:
+        if interrupt is not None and interrupt.signal is not None:
+            return CANCELLED, ErrorInfo("CANCELLED", f"cancelled by signal {interrupt.signal}")
+        return FAILED, ErrorInfo("RUN_TIMEOUT", f"the run exceeded its timeout of {run_timeout}s")
+    if result.failed:
+        return FAILED, result.error
+    return OK, None
+
+
+def _outputs(ctx: RunContext, scope: Scope) -> dict[str, Any]:
+    outputs: dict[str, Any] = {}
+    for name, value in ctx.loaded.model.outputs.items():
+        try:
+            outputs[name] = plain(interpolate_deep(value, scope.lookup))
+        except RefError as error:
+            outputs[name] = None
+            ctx.emit(ev.OutputLine("", "warning", f"output {name} is null: {error}"))
+    return outputs
+

@@ -1,0 +1,127 @@
+"""Run inputs from `-i NAME=VALUE` and `DRAWER_INPUT_<NAME>`: typed, checked, secrets marked."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from drawer.model import InputSpec
+
+
+class InputError(Exception):
+    """A wrong type, an unknown name or a missing required input (exit 2, INPUT_INVALID)."""
+
+    def __init__(self, message: str, name: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+@dataclass(frozen=True)
+class ResolvedInputs:
+    values: dict[str, Any]
+    secrets: list[str]
+
+
+def env_name(name: str) -> str:
+    return "DRAWER_INPUT_" + name.upper().replace("-", "_")
+
+
+def convert(name: str, spec: InputSpec, raw: str) -> Any:
+    """Command-line text to the input's type."""
+    kind = spec.type
+    if kind == "string":
+        return raw
+    if kind == "integer":
+        try:
+            return int(raw.strip())
+        except ValueError:
+            raise InputError(f'input "{name}" must be an integer, got "{raw}"', name) from None
+    if kind == "number":
+        try:
+            number = float(raw.strip())
+        except ValueError:
+            raise InputError(f'input "{name}" must be a number, got "{raw}"', name) from None
+        if not math.isfinite(number):
+            raise InputError(f'input "{name}" must be a finite number, got "{raw}"', name)
+        return number
+    if kind == "boolean":
+        lowered = raw.strip().lower()
+        if lowered not in ("true", "false"):
+            raise InputError(f'input "{name}" must be true or false, got "{raw}"', name)
+        return lowered == "true"
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        raise InputError(f'input "{name}" must be JSON ({kind}): {error}', name) from None
+    expected = list if kind == "array" else dict
+    if not isinstance(value, expected):
+        raise InputError(f'input "{name}" must be a JSON {kind}, got "{raw}"', name)
+    return value
+
+
+def check_type(name: str, spec: InputSpec, value: Any) -> Any:
+    """A default (already typed by YAML/JSON) must match the declared type."""
+    checks: dict[str, tuple[type, ...]] = {
+        "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
+        "array": (list, tuple), "object": (dict,),
+    }  # fmt: skip
+    if isinstance(value, bool) and spec.type not in ("boolean",) or not isinstance(
+        value, checks[spec.type]
+    ):
+        raise InputError(f'the default of input "{name}" is not a {spec.type}: {value!r}', name)
+    if spec.type == "number":
+        return float(value)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def parse_assignments(assignments: Sequence[str]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f'-i takes NAME=VALUE, got "{assignment}"')
+        pairs[name.strip()] = value
+    return pairs
+
+
+def resolve_inputs(specs: Mapping[str, InputSpec], assignments: Sequence[str],
+                   environ: Mapping[str, str]) -> ResolvedInputs:
+    """Typed values for every declared input: -i first, then the environment, then defaults."""
+    given = parse_assignments(assignments)
+    for name in given:
+        if name not in specs:
+            from drawer.source import suggest
+
+            guess = suggest(name, specs)
+            hint = f'; did you mean "{guess}"?' if guess else ""
+            known = ", ".join(specs) or "none"
+            raise InputError(f'unknown input "{name}" (inputs: {known}){hint}', name)
+    values: dict[str, Any] = {}
+    secrets: list[str] = []
+    for name, spec in specs.items():
+        if name in given:
+            value = convert(name, spec, given[name])
+        elif env_name(name) in environ:
+            value = convert(name, spec, environ[env_name(name)])
+        elif spec.default is not None:
+            value = check_type(name, spec, spec.default)
+        elif spec.required:
+            raise InputError(
+                f'missing required input "{name}": give -i {name}=VALUE or set {env_name(name)}',
+                name,
+            )
+        else:
+            value = None
+        if spec.enum is not None and value is not None and value not in spec.enum:
+            allowed = ", ".join(json.dumps(option) for option in spec.enum)
+            raise InputError(f'input "{name}" must be one of {allowed}, got {value!r}', name)
+        if spec.secret and value is not None:
+            text = value if isinstance(value, str) else json.dumps(value)
+            if len(text) < 4:
+                raise InputError(f'secret input "{name}" is shorter than 4 characters', name)
+            secrets.append(text)
+        values[name] = value
+    return ResolvedInputs(values, secrets)

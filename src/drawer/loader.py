@@ -1,0 +1,238 @@
+"""Drawer file text -> validated model, with every problem located at file:line:col."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from drawer.model import LATER_KINDS, STEP_KINDS, Drawer, ForEachStep
+from drawer.source import ParsedDocument, ParseError, PathKey, Problem, parse_document, suggest
+
+
+class InvalidDrawer(Exception):
+    """The file cannot run: every problem found, with positions."""
+
+    def __init__(self, problems: list[Problem], document: ParsedDocument | None, path: Path):
+        super().__init__(f"{path}: {len(problems)} problem(s)")
+        self.problems = problems
+        self.document = document
+        self.path = path
+
+
+@dataclass(frozen=True)
+class LoadedDrawer:
+    """A drawer file that passed validation, with its source for later messages."""
+
+    model: Drawer
+    document: ParsedDocument
+    path: Path
+    warnings: tuple[Problem, ...]
+
+    @property
+    def name(self) -> str:
+        return self.model.name or self.path.stem
+
+
+def _strip_tags(loc: tuple[int | str, ...]) -> PathKey:
+    return tuple(part for part in loc if not (isinstance(part, str) and part.startswith("<")))
+
+
+def _tag_in(loc: tuple[int | str, ...], tag: str) -> bool:
+    return tag in loc
+
+
+def _model_fields(model: type[Any]) -> list[str]:
+    fields: list[str] = []
+    for name, info in model.model_fields.items():
+        fields.append(info.alias or name)
+    return fields
+
+
+def _owner_model(loc: tuple[int | str, ...]) -> type[Any] | None:
+    """The pydantic model that owns the last key in `loc` (for did-you-mean)."""
+    from drawer import model as m
+
+    tags = [part for part in loc[:-1] if isinstance(part, str) and part.startswith("<")]
+    names: dict[str, type[Any]] = {
+        "<run>": m.RunStep, "<for_each>": m.ForEachStep, "<value>": m.ValueStep,
+        "<glob>": m.GlobSource, "<file>": m.FileSource, "<range>": m.RangeSource,
+    }  # fmt: skip
+    if tags and tags[-1] in names and loc[-2] == tags[-1]:
+        return names[tags[-1]]
+    stripped = _strip_tags(loc[:-1])
+    if not stripped:
+        return m.Drawer
+    parent = stripped[-1]
+    by_key: dict[str | int, type[Any]] = {
+        "execution": m.Execution, "defaults": m.Defaults, "retry": m.RetryPolicy,
+    }  # fmt: skip
+    if len(stripped) >= 2 and stripped[-2] == "inputs":
+        return m.InputSpec
+    return by_key.get(parent)
+
+
+def _step_label(data: Any, path: PathKey) -> str:
+    node = data
+    label = ""
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(node, dict) and isinstance(node.get("id"), str):
+            label = f' in step "{node["id"]}"'
+    return label
+
+
+def _pydantic_problems(error: ValidationError, doc: ParsedDocument) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[PathKey] = set()
+    for item in error.errors():
+        loc = item["loc"]
+        path = _strip_tags(loc)
+        label = _step_label(doc.data, path)
+        kind = item["type"]
+        if _tag_in(loc, "<unknown>") or _tag_in(loc, "<source>"):
+            if path in seen or (path and path[-1] != "kind" and "<source>" not in loc):
+                continue
+            seen.add(path)
+        if kind == "extra_forbidden":
+            key = str(path[-1])
+            owner = _owner_model(loc)
+            guess = suggest(key, _model_fields(owner)) if owner else None
+            problems.append(
+                Problem(
+                    f'unknown key "{key}"{label}',
+                    doc.source.key(path) or doc.source.nearest(path),
+                    hint=f'did you mean "{guess}"?' if guess else None,
+                )
+            )
+            continue
+        if "<source>" in loc:
+            over = path[: path.index("over") + 1] if "over" in path else path
+            seen.add(over)
+            problems.append(
+                Problem(
+                    f"over must be a list, a ${{...}} reference, or a source{label}",
+                    doc.source.value(over) or doc.source.nearest(over),
+                    hint="write {glob: PATTERN}, {file: PATH, format: lines|jsonl|json} "
+                    "or {range: [START, STOP, STEP]}",
+                )
+            )
+            continue
+        where = ".".join(str(part) for part in path)
+        message = item["msg"]
+        if kind == "missing":
+            problems.append(
+                Problem(
+                    f'missing required key "{path[-1]}"{label}',
+                    doc.source.nearest(path[:-1]),
+                )
+            )
+            continue
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        problems.append(
+            Problem(
+                f"{where}: {message}{label}",
+                doc.source.value(path) or doc.source.nearest(path),
+            )
+        )
+    return problems
+
+
+def _kind_problems(doc: ParsedDocument) -> list[Problem]:
+    """Unknown `kind` values, found before pydantic so the message can be specific."""
+    problems: list[Problem] = []
+
+    def visit(steps: Any, path: PathKey) -> None:
+        if not isinstance(steps, list):
+            return
+        for index, step in enumerate(steps):
+            if not isinstance(step, dict):
+                continue
+            here = (*path, index)
+            kind = step.get("kind", "run")
+            if kind in LATER_KINDS:
+                problems.append(
+                    Problem(
+                        f'kind "{kind}" is not available in this version of drawer',
+                        doc.source.value((*here, "kind")),
+                        hint=f"kinds available: {', '.join(STEP_KINDS)}",
+                    )
+                )
+            elif kind not in STEP_KINDS:
+                guess = suggest(str(kind), STEP_KINDS + LATER_KINDS)
+                problems.append(
+                    Problem(
+                        f"unknown kind {kind!r}",
+                        doc.source.value((*here, "kind")),
+                        hint=f'did you mean "{guess}"?'
+                        if guess
+                        else f"kinds: {', '.join(STEP_KINDS)}",
+                    )
+                )
+            visit(step.get("steps"), (*here, "steps"))
+
+    if isinstance(doc.data, dict):
+        visit(doc.data.get("steps"), ("steps",))
+    return problems
+
+
+def load_text(text: str, path: Path) -> LoadedDrawer:
+    """Parse, type-check and validate a drawer file's text; raise InvalidDrawer with all problems."""
+    from drawer.validate import check_drawer
+
+    try:
+        doc = parse_document(text, str(path))
+    except ParseError as error:
+        raise InvalidDrawer(error.problems, None, path) from None
+    if doc.data is None:
+        raise InvalidDrawer([Problem("the file is empty", None, hint="add steps:")], doc, path)
+    if not isinstance(doc.data, dict):
+        raise InvalidDrawer(
+            [Problem("a drawer file is a mapping with a steps: list", doc.source.nearest(()))],
+            doc,
+            path,
+        )
+    kind_problems = _kind_problems(doc)
+    if kind_problems:
+        raise InvalidDrawer(kind_problems, doc, path)
+    try:
+        model = Drawer.model_validate(doc.data)
+    except ValidationError as error:
+        raise InvalidDrawer(_pydantic_problems(error, doc), doc, path) from None
+    problems = check_drawer(model, doc, path)
+    errors = [problem for problem in problems if problem.severity == "error"]
+    if errors:
+        raise InvalidDrawer(problems, doc, path)
+    return LoadedDrawer(model, doc, path, tuple(problems))
+
+
+def load_drawer(path: Path) -> LoadedDrawer:
+    """Read and validate a drawer file from disk."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidDrawer(
+            [Problem(f"the file is not UTF-8 text ({error.reason})", None)], None, path
+        ) from None
+    return load_text(text, path)
+
+
+def iter_steps(model: Drawer) -> list[tuple[Any, PathKey]]:
+    """Every step in the file with its document path, depth first."""
+    found: list[tuple[Any, PathKey]] = []
+
+    def visit(steps: Any, path: PathKey) -> None:
+        for index, step in enumerate(steps):
+            here = (*path, index)
+            found.append((step, here))
+            if isinstance(step, ForEachStep):
+                visit(step.steps, (*here, "steps"))
+
+    visit(model.steps, ("steps",))
+    return found

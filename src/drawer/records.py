@@ -1,0 +1,126 @@
+"""What a run produces: step records, iteration records and errors (SPEC 3.2)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+OK, FAILED, SKIPPED, CANCELLED, RUNNING, PENDING = (
+    "ok", "failed", "skipped", "cancelled", "running", "pending",
+)  # fmt: skip
+
+ERROR_CODES = (
+    "INVALID_DRAWER", "INPUT_INVALID", "STEP_FAILED", "TIMEOUT", "COMMAND_NOT_FOUND",
+    "REF_UNRESOLVED", "EXPR_ERROR", "FOREACH_NOT_A_LIST", "FOREACH_ITEM_FAILED",
+    "PARALLEL_BRANCH_FAILED", "REPEAT_EXHAUSTED", "SUBDRAWER_FAILED", "DEPENDENCY_FAILED",
+    "CANCELLED", "RUN_TIMEOUT", "VALUE_TOO_LARGE", "OUTPUT_TOO_LARGE", "STORE_ERROR",
+    "SHARD_MISSING", "SHARD_DEFERRED",
+)  # fmt: skip
+
+
+def rfc3339(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """An error: a stable code, a message, the step path where it happened, and its cause."""
+
+    code: str
+    message: str
+    step_path: str | None = None
+    cause: ErrorInfo | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "step_path": self.step_path,
+            "cause": self.cause.as_json() if self.cause else None,
+        }
+
+    def root_cause(self) -> ErrorInfo:
+        return self.cause.root_cause() if self.cause else self
+
+
+class StepRecord:
+    """One step execution: `{status, attempts, started_at, ended_at, duration, output, error}`."""
+
+    __slots__ = ("attempts", "ended_at", "error", "output", "started_at", "status")
+
+    def __init__(self) -> None:
+        self.status = PENDING
+        self.attempts = 0
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.output: Any = None
+        self.error: ErrorInfo | None = None
+
+    def start(self) -> None:
+        self.status = RUNNING
+        self.started_at = time.time()
+
+    def finish(self, status: str, output: Any = None, error: ErrorInfo | None = None) -> None:
+        self.status = status
+        self.output = output
+        self.error = error
+        self.ended_at = time.time()
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return round(self.ended_at - self.started_at, 3)
+
+    def view(self) -> dict[str, Any]:
+        """What a reference to the step sees: `{status, output, error}`."""
+        return {
+            "status": self.status,
+            "output": self.output,
+            "error": self.error.as_json() if self.error else None,
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "attempts": self.attempts,
+            "started_at": rfc3339(self.started_at),
+            "ended_at": rfc3339(self.ended_at),
+            "duration": self.duration,
+            "output": self.output,
+            "error": self.error.as_json() if self.error else None,
+        }
+
+
+class IterationRecord:
+    """One for_each iteration: `{index, item, status, steps, error, duration}`."""
+
+    __slots__ = ("ended_at", "error", "index", "item", "started_at", "status", "steps")
+
+    def __init__(self, index: int, item: Any) -> None:
+        self.index = index
+        self.item = item
+        self.status = PENDING
+        self.steps: dict[str, StepRecord] = {}
+        self.error: ErrorInfo | None = None
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        duration = None
+        if self.started_at is not None and self.ended_at is not None:
+            duration = round(self.ended_at - self.started_at, 3)
+        return {
+            "index": self.index,
+            "item": self.item,
+            "status": self.status,
+            "steps": {step_id: record.as_json() for step_id, record in self.steps.items()},
+            "error": self.error.as_json() if self.error else None,
+            "duration": duration,
+        }
+

@@ -1,0 +1,229 @@
+"""What a person sees: a live display on a terminal, prefixed lines elsewhere, a summary."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from drawer import events as ev
+
+STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow", "cancelled": "magenta"}
+STATUS_MARK = {"ok": "✓", "failed": "✗", "skipped": "-", "cancelled": "!"}
+PROGRESS_EVERY = 5.0
+
+
+def _clock_text() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+@dataclass
+class LoopCounts:
+    total: int
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+
+
+class PlainReporter:
+    """Timestamped lines for CI and pipes: output prefixed with its step path."""
+
+    def __init__(self, stream: TextIO, *, verbose: bool = False, quiet: bool = False) -> None:
+        self.stream = stream
+        self.verbose = verbose
+        self.quiet = quiet
+        self.loops: dict[str, LoopCounts] = {}
+        self.last_progress = time.monotonic()
+
+    def line(self, text: str) -> None:
+        self.stream.write(f"{_clock_text()} {text}\n")
+
+    def __call__(self, event: ev.Event) -> None:
+        if self.quiet:
+            return
+        if isinstance(event, ev.OutputLine):
+            if event.stream == "warning":
+                self.line(f"warning: {event.text}")
+            else:
+                self.stream.write(f"[{event.path}] {event.text}\n")
+        elif isinstance(event, ev.StepFinished):
+            if self.verbose or "[" not in event.path:
+                record = event.record
+                mark = STATUS_MARK.get(record.status, "?")
+                error = f": {record.error.message}" if record.error and \
+                    record.error.code != "DEPENDENCY_FAILED" else ""
+                self.line(f"{mark} {event.path} {record.status} "
+                          f"({record.duration or 0:.2f}s){error}")
+        elif isinstance(event, ev.StepStarted):
+            if self.verbose or "[" not in event.path:
+                self.line(f"> {event.path} started")
+        elif isinstance(event, ev.StepRetrying):
+            self.line(f"↻ {event.path} attempt {event.attempt} in {event.delay:g}s "
+                      f"after {event.error.code}")
+        elif isinstance(event, ev.LoopStarted):
+            self.loops[event.path] = LoopCounts(event.total)
+            self.line(f"  {event.path}: {event.total} items, parallelism {event.parallelism}")
+        elif isinstance(event, ev.IterationStarted | ev.IterationFinished):
+            self.iteration(event)
+
+    def iteration(self, event: ev.IterationStarted | ev.IterationFinished) -> None:
+        counts = self.loops.get(event.loop_path)
+        if counts is None:
+            return
+        if isinstance(event, ev.IterationStarted):
+            counts.running += 1
+            if self.verbose:
+                self.line(f"> {event.loop_path}[{event.index}] started")
+            return
+        counts.running -= 1
+        counts.done += 1
+        counts.failed += event.status == "failed"
+        if self.verbose:
+            self.line(f"{STATUS_MARK.get(event.status, '?')} {event.loop_path}[{event.index}] "
+                      f"{event.status}")
+        now = time.monotonic()
+        if now - self.last_progress >= PROGRESS_EVERY:
+            self.last_progress = now
+            for path, loop in self.loops.items():
+                if loop.done < loop.total:
+                    self.line(f"  {path}: {loop.done}/{loop.total} done, {loop.failed} failed, "
+                              f"{loop.running} running")
+
+
+@dataclass
+class LiveReporter:
+    """A rich live display: running steps and a bar per loop with done/failed/running/total."""
+
+    console: Console
+    running: dict[str, float] = field(default_factory=dict)
+    loops: dict[str, tuple[TaskID, LoopCounts]] = field(default_factory=dict)
+    live: Live | None = None
+
+    def __post_init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+
+    def __enter__(self) -> LiveReporter:
+        self.live = Live(self.render(), console=self.console, refresh_per_second=8,
+                         transient=True, get_renderable=self.render)
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+
+    def render(self) -> Group:
+        now = time.monotonic()
+        lines = [
+            Text.assemble(("⠿ ", "cyan"), path, (f"  {now - started:.1f}s", "dim"))
+            for path, started in list(self.running.items())[:12]
+        ]
+        return Group(self.progress, *lines)
+
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.StepStarted) and event.kind != "for_each":
+            self.running[event.path] = time.monotonic()
+        elif isinstance(event, ev.StepFinished):
+            self.running.pop(event.path, None)
+            if "[" not in event.path:
+                record = event.record
+                style = STATUS_STYLE.get(record.status, "white")
+                self.console.print(Text.assemble(
+                    (f"{STATUS_MARK.get(record.status, '?')} ", style), event.path,
+                    (f" {record.status} ({record.duration or 0:.2f}s)", "dim")))
+        elif isinstance(event, ev.LoopStarted):
+            counts = LoopCounts(event.total)
+            task = self.progress.add_task(event.path, total=event.total or 1,
+                                          counts=self.counts_text(counts))
+            self.loops[event.path] = (task, counts)
+        elif isinstance(event, ev.IterationStarted | ev.IterationFinished):
+            entry = self.loops.get(event.loop_path)
+            if entry is None:
+                return
+            task, counts = entry
+            if isinstance(event, ev.IterationStarted):
+                counts.running += 1
+            else:
+                counts.running -= 1
+                counts.done += 1
+                counts.failed += event.status == "failed"
+            self.progress.update(task, completed=counts.done, counts=self.counts_text(counts))
+        elif isinstance(event, ev.OutputLine) and event.stream == "warning":
+            self.console.print(f"[yellow]warning:[/] {event.text}", markup=True)
+
+    @staticmethod
+    def counts_text(counts: LoopCounts) -> str:
+        return (f"{counts.done}/{counts.total} done  {counts.failed} failed  "
+                f"{counts.running} running")
+
+
+def _find_record(document: dict[str, Any], step_path: str) -> dict[str, Any] | None:
+    """The record at a step path such as `lint[3].ruff` in a run document."""
+    import re
+
+    steps: Any = document.get("steps", {})
+    record: Any = None
+    for part in re.findall(r"([A-Za-z_][A-Za-z0-9_-]*)((?:\[\d+\])*)", step_path):
+        name, indexes = part
+        if not isinstance(steps, dict) or name not in steps:
+            return None
+        record = steps[name]
+        for index in re.findall(r"\d+", indexes):
+            results = (record.get("output") or {}).get("results") or []
+            if int(index) >= len(results):
+                return None
+            record = results[int(index)]
+        steps = record.get("steps") if isinstance(record, dict) else None
+    return record if isinstance(record, dict) else None
+
+
+def _items(record: dict[str, Any]) -> str:
+    output = record.get("output")
+    if isinstance(output, dict) and "total" in output and "succeeded" in output:
+        return f"{output['succeeded']} / {output['failed']} / {output['total']}"
+    return ""
+
+
+def print_summary(document: dict[str, Any], console: Console) -> None:
+    """A table of the top-level steps, then each failure with its error and stderr tail."""
+    table = Table(title=f"{document['name']}: {document['status']} in "
+                  f"{document['duration']:.2f}s", title_justify="left")
+    table.add_column("step")
+    table.add_column("status")
+    table.add_column("duration", justify="right")
+    table.add_column("items ok / failed / total", justify="right")
+    for step_id, record in document["steps"].items():
+        status = record["status"]
+        duration = record["duration"]
+        table.add_row(step_id, Text(status, STATUS_STYLE.get(status, "white")),
+                      f"{duration:.2f}s" if duration is not None else "", _items(record))
+    console.print(table)
+    error = document.get("error")
+    if not error:
+        return
+    console.print(Text(f"error {error['code']}: {error['message']}", "bold red"))
+    cause = error
+    while cause.get("cause"):
+        cause = cause["cause"]
+    if cause is not error:
+        console.print(Text(f"  caused by {cause['code']} at {cause['step_path']}: "
+                           f"{cause['message']}", "red"))
+    failing = _find_record(document, cause.get("step_path") or "")
+    output = failing.get("output") if failing else None
+    if isinstance(output, dict) and output.get("stderr"):
+        tail = output["stderr"].splitlines()[-10:]
+        console.print(Text(f"  stderr of {cause['step_path']} (last {len(tail)} lines):", "dim"))
+        for line in tail:
+            console.print(Text(f"    {line}"))

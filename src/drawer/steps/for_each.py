@@ -1,0 +1,254 @@
+"""`for_each` steps: the same body for every item, `parallelism` at a time, results in order."""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from drawer import engine
+from drawer import events as ev
+from drawer.context import Outcome, RunContext, Scope
+from drawer.model import FileSource, ForEachStep, GlobSource, RangeSource
+from drawer.records import CANCELLED, FAILED, OK, RUNNING, SKIPPED, ErrorInfo, IterationRecord
+from drawer.refs import RefError, interpolate, plain
+from drawer.steps.run import step_env
+
+TIMEOUT_PER_ATTEMPT = False
+STATUS_CODES = {OK: 1, FAILED: 2, CANCELLED: 3, SKIPPED: 4}
+
+
+@dataclass(frozen=True)
+class Items:
+    """The items of a loop: how many, and a way to go through them once, lazily if need be."""
+
+    total: int
+    values: Iterable[Any]
+
+
+class NotAList(Exception):
+    """`over` gave something other than a list (FOREACH_NOT_A_LIST)."""
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def _read_lines(path: Path, as_json: bool) -> Iterator[Any]:
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            text = line.rstrip("\r\n")
+            if text.strip():
+                yield json.loads(text) if as_json else text
+
+
+def open_items(ctx: RunContext, step: ForEachStep, scope: Scope) -> Items:
+    """Resolve `over` into items; a file in lines or jsonl format is read lazily."""
+    over = step.over
+    if isinstance(over, GlobSource):
+        pattern = str(interpolate(over.glob, scope.lookup))
+        matches = glob.glob(pattern, root_dir=ctx.workdir, recursive=True,
+                            include_hidden=pattern.startswith("."))
+        files = sorted(match for match in matches if (ctx.workdir / match).is_file())
+        return Items(len(files), files)
+    if isinstance(over, FileSource):
+        path = ctx.workdir / str(interpolate(over.file, scope.lookup))
+        if over.format == "json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, list):
+                raise NotAList(f"{path} holds a JSON {type(data).__name__}, not a list")
+            return Items(len(data), data)
+        return Items(_count_lines(path), _LazyLines(path, over.format == "jsonl"))
+    if isinstance(over, RangeSource):
+        numbers = range(*over.range)
+        return Items(len(numbers), numbers)
+    if isinstance(over, str):
+        value = interpolate(over, scope.lookup)
+        if not isinstance(value, list):
+            kind = "null" if value is None else type(plain(value)).__name__
+            raise NotAList(f"over {over} gave a {kind}, not a list")
+        return Items(len(value), value)
+    return Items(len(over), over)
+
+
+@dataclass(frozen=True)
+class _LazyLines:
+    path: Path
+    as_json: bool
+
+    def __iter__(self) -> Iterator[Any]:
+        return _read_lines(self.path, self.as_json)
+
+
+class ForEachOutput:
+    """`{total, succeeded, failed, cancelled, skipped, results}`, results in input order."""
+
+    def __init__(self, total: int, collect: bool) -> None:
+        self.total = total
+        self.counts = {OK: 0, FAILED: 0, CANCELLED: 0, SKIPPED: 0}
+        self.results: list[IterationRecord | None] | None = [None] * total if collect else None
+        self.statuses = bytearray(total)
+
+    def record(self, iteration: IterationRecord) -> None:
+        self.counts[iteration.status] += 1
+        self.statuses[iteration.index] = STATUS_CODES[iteration.status]
+        if self.results is not None:
+            self.results[iteration.index] = iteration
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "total": self.total,
+            "succeeded": self.counts[OK],
+            "failed": self.counts[FAILED],
+            "cancelled": self.counts[CANCELLED],
+            "skipped": self.counts[SKIPPED],
+        }
+        if self.results is not None:
+            data["results"] = self.results
+        return data
+
+
+def resolve_parallelism(value: Any, scope: Scope, total: int) -> int:
+    value = engine.resolve_scheduling(value, scope)
+    if value == "all":
+        return max(total, 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RefError(f"parallelism must be an integer >= 0 or \"all\", got {value!r}",
+                       code="EXPR_ERROR")
+    return max(value, 1)
+
+
+def tolerance(value: int | str, total: int) -> int:
+    """How many failed iterations the loop accepts: a count, or floor(total x percent / 100)."""
+    if isinstance(value, int):
+        return value
+    return math.floor(total * float(value.strip()[:-1]) / 100)
+
+
+class _LoopState:
+    def __init__(self, delay: float) -> None:
+        self.stopping = False
+        self.delay = delay
+        self.next_start = -math.inf
+        self.first_failure: IterationRecord | None = None
+
+    async def wait_turn(self) -> None:
+        if self.delay <= 0:
+            return
+        start = max(trio.current_time(), self.next_start)
+        self.next_start = start + self.delay
+        await trio.sleep_until(start)
+
+    def failed(self, iteration: IterationRecord) -> None:
+        first = self.first_failure
+        if first is None or iteration.index < first.index:
+            self.first_failure = iteration
+
+
+async def run_iteration(ctx: RunContext, step: ForEachStep, scope: Scope, path: str,
+                        iteration: IterationRecord, env: dict[str, str]) -> None:
+    """One item through the body; the record ends ok, failed or cancelled."""
+    variables = {step.as_: iteration.item, step.index_as: iteration.index}
+    child = scope.child(variables, env, loop=(iteration.item, iteration.index))
+    iteration.steps = child.records
+    iteration.status = RUNNING
+    iteration.started_at = time.time()
+    ctx.emit(ev.IterationStarted(path, iteration.index, trio.current_time()))
+    try:
+        result = await engine.run_list(ctx, step.steps, child, f"{path}[{iteration.index}]")
+    except trio.Cancelled:
+        iteration.status = CANCELLED
+        iteration.ended_at = time.time()
+        ctx.emit(ev.IterationFinished(path, iteration.index, CANCELLED, trio.current_time()))
+        raise
+    iteration.status = FAILED if result.failed else OK
+    iteration.error = result.error
+    iteration.ended_at = time.time()
+    ctx.emit(ev.IterationFinished(path, iteration.index, iteration.status, trio.current_time()))
+
+
+async def execute(ctx: RunContext, step: ForEachStep, scope: Scope, path: str,
+                  previous: Outcome | None) -> Outcome:
+    """Run every item under the loop's parallelism and failure policy."""
+    try:
+        items = open_items(ctx, step, scope)
+        workers = resolve_parallelism(step.parallelism, scope, items.total)
+        delay = engine.resolve_seconds(step.delay, scope) or 0.0
+        env = step_env(step, scope)
+    except NotAList as error:
+        return Outcome(None, ErrorInfo("FOREACH_NOT_A_LIST", str(error), path))
+    except (RefError, ValueError, OSError) as error:
+        code = getattr(error, "code", "FOREACH_NOT_A_LIST" if isinstance(error, OSError)
+                       else "EXPR_ERROR")
+        return Outcome(None, ErrorInfo(code, str(error), path))
+    output = ForEachOutput(items.total, step.collect == "all")
+    reuse = previous.output if previous and isinstance(previous.output, ForEachOutput) else None
+    limit = tolerance(step.tolerate, items.total)
+    state = _LoopState(delay)
+    source = enumerate(items.values)
+    ctx.emit(ev.LoopStarted(path, items.total, workers))
+
+    async def worker(cancel_scope: trio.CancelScope) -> None:
+        for index, item in source:
+            if reuse is not None and reuse.statuses[index] == STATUS_CODES[OK]:
+                reused = reuse.results[index] if reuse.results is not None else None
+                output.record(reused or _closed(IterationRecord(index, item), OK))
+                continue
+            iteration = IterationRecord(index, item)
+            try:
+                await trio.lowlevel.checkpoint()
+                await state.wait_turn()
+            except trio.Cancelled:
+                output.record(_closed(iteration, SKIPPED))
+                raise
+            if state.stopping:
+                output.record(_closed(iteration, SKIPPED))
+                return
+            try:
+                await run_iteration(ctx, step, scope, path, iteration, env)
+            finally:
+                output.record(iteration)
+            if iteration.status == FAILED:
+                state.failed(iteration)
+                if output.counts[FAILED] > limit and step.on_item_failure != "continue":
+                    state.stopping = True
+                    if step.on_item_failure == "stop":
+                        cancel_scope.cancel()
+            if state.stopping:
+                return
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(min(workers, max(items.total, 1))):
+            nursery.start_soon(worker, nursery.cancel_scope)
+    for index, item in source:
+        output.record(_closed(IterationRecord(index, item), SKIPPED))
+    if output.counts[FAILED] > limit:
+        return Outcome(output, _loop_error(path, output, state.first_failure, limit))
+    return Outcome(output)
+
+
+def _closed(iteration: IterationRecord, status: str) -> IterationRecord:
+    iteration.status = status
+    return iteration
+
+
+def _loop_error(path: str, output: ForEachOutput, first: IterationRecord | None,
+                limit: int) -> ErrorInfo:
+    failed = output.counts[FAILED]
+    allowed = f" (tolerate {limit})" if limit else ""
+    message = f"{failed} of {output.total} iterations failed{allowed}"
+    cause = None
+    if first is not None:
+        cause = first.error or ErrorInfo("STEP_FAILED", f"{path}[{first.index}] failed",
+                                         f"{path}[{first.index}]")
+        message += f"; first: {cause.step_path}: {cause.message}"
+    return ErrorInfo("FOREACH_ITEM_FAILED", message, path, cause)
+

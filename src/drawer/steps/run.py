@@ -1,0 +1,266 @@
+"""`run` steps: a command through a shell or as argv, references passed as data."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from drawer import events as ev
+from drawer.context import Outcome, RunContext, Scope, as_env_text
+from drawer.model import RunStep
+from drawer.procs import CommandResult, CommandSpec, run_command
+from drawer.records import ErrorInfo
+from drawer.refs import (
+    Ref,
+    RefError,
+    interpolate,
+    parse_plain_path,
+    parse_template,
+    resolve_ref,
+    to_text,
+)
+from drawer.shell import ShellTemplate, compile_shell, render_shell
+
+TIMEOUT_PER_ATTEMPT = True
+INLINE_LIMIT = 64 * 1024
+KEEP_TEXT = 1024 * 1024
+KEEP_TEXT_IN_LOOP = 4 * 1024
+_counter = itertools.count(1)
+
+
+@cache
+def _shell_program(shell: str) -> tuple[str, ...]:
+    if shell == "python":
+        return (shutil.which("python3") or sys.executable, "-c")
+    if shell == "sh":
+        return ("sh", "-e", "-c")
+    if shutil.which("bash"):
+        return ("bash", "-e", "-o", "pipefail", "-c")
+    return ("sh", "-e", "-c")
+
+
+@cache
+def _compiled(script: str) -> ShellTemplate:
+    """Validation already rejected every script with a problem: accept all roots here."""
+    template, _ = compile_shell(script, lambda content: True)
+    return template
+
+
+def step_env(step: Any, scope: Scope) -> dict[str, str]:
+    """The enclosing steps' env plus this step's, references resolved."""
+    if not step.env:
+        return scope.env
+    env = dict(scope.env)
+    for name, value in step.env.items():
+        env[name] = as_env_text(interpolate(value, scope.lookup) if isinstance(value, str)
+                                else value)
+    return env
+
+
+def _write_value_file(ctx: RunContext, name: str, text: str) -> str:
+    path = ctx.tmpdir / f"{name}-{next(_counter)}"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def _shell_command(ctx: RunContext, step: RunStep, scope: Scope, env: dict[str, str]
+                   ) -> tuple[str, ...]:
+    assert isinstance(step.run, str)
+    template = _compiled(step.run)
+    as_file: set[int] = set()
+    for shell_ref in template.refs:
+        value = _resolve(shell_ref.content, scope)
+        text = to_text(value)
+        name = f"DRAWER_REF_{shell_ref.number}"
+        if len(text.encode("utf-8")) > INLINE_LIMIT:
+            env[name + "_FILE"] = _write_value_file(ctx, name, text)
+            as_file.add(shell_ref.number)
+        else:
+            env[name] = text
+    script = render_shell(template, frozenset(as_file))
+    shell = step.shell or ctx.loaded.model.defaults.shell or "bash"
+    return (*_shell_program(shell), script)
+
+
+def _resolve(content: str, scope: Scope) -> Any:
+    return resolve_ref(Ref(content, 0, 0, parse_plain_path(content)), scope.lookup)
+
+
+def _argv(step: RunStep, scope: Scope) -> tuple[str, ...]:
+    assert not isinstance(step.run, str)
+    argv: list[str] = []
+    for element in step.run:
+        if not isinstance(element, str):
+            argv.append(to_text(element))
+            continue
+        template = parse_template(element)
+        if template.single_ref is not None:
+            value = interpolate(element, scope.lookup)
+            if isinstance(value, list):
+                argv.extend(to_text(item) for item in value)
+                continue
+            argv.append(to_text(value))
+        else:
+            argv.append(to_text(interpolate(element, scope.lookup)))
+    return tuple(argv)
+
+
+def _command_env(ctx: RunContext, step: RunStep, scope: Scope) -> dict[str, str]:
+    env = dict(ctx.base_env)
+    env.update(step_env(step, scope))
+    loop_env = scope.loop_env()
+    item = loop_env.get("DRAWER_ITEM")
+    if item is not None and len(item.encode("utf-8")) > INLINE_LIMIT:
+        del loop_env["DRAWER_ITEM"]
+        loop_env["DRAWER_ITEM_FILE"] = _write_value_file(ctx, "DRAWER_ITEM", item)
+    env.update(loop_env)
+    return env
+
+
+def parse_output_file(text: str) -> dict[str, str]:
+    """`key=value` lines and `key<<DELIM` blocks, as GitHub's $GITHUB_OUTPUT."""
+    values: dict[str, str] = {}
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            key, delimiter = line.split("<<", 1)
+            block: list[str] = []
+            while index < len(lines) and lines[index] != delimiter:
+                block.append(lines[index])
+                index += 1
+            index += 1
+            values[key.strip()] = "\n".join(block)
+        elif "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip()] = value
+    return values
+
+
+def decode(data: bytes) -> str:
+    text = data.decode("utf-8", errors="replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if text.endswith("\n"):
+        text = text[:-1]
+    return text
+
+
+def command_output(result: CommandResult, values: dict[str, str], keep: int,
+                   ctx: RunContext) -> dict[str, Any]:
+    """The output object of a run step, secrets masked."""
+    mask = ctx.masker.text if ctx.masker else (lambda text: text)
+    stdout = mask(decode(result.stdout))
+    stderr = mask(decode(result.stderr))
+    lines: list[str] | None = None
+    parsed: Any = None
+    if result.stdout_complete:
+        lines = [line.removesuffix("\r") for line in stdout.split("\n")]
+        lines = [line for line in lines if line.strip()]
+        stripped = stdout.strip()
+        if stripped[:1] in ('{', '[', '"') or stripped[:1].isdigit() or stripped in (
+            "true", "false", "null"
+        ) or stripped[:1] == "-":
+            try:
+                parsed = json.loads(stripped)
+            except ValueError:
+                parsed = None
+    return {
+        "exit_code": result.exit_code,
+        "stdout": stdout[-keep:],
+        "stderr": stderr[-keep:],
+        "stdout_truncated": len(stdout) > keep or not result.stdout_complete,
+        "stderr_truncated": len(stderr) > keep or result.stderr_truncated,
+        "lines": lines,
+        "json": parsed,
+        "values": {key: mask(value) for key, value in values.items()},
+    }
+
+
+async def execute(ctx: RunContext, step: RunStep, scope: Scope, path: str,
+                  previous: Outcome | None) -> Outcome:
+    """Run the command once, holding a slot of the run's process budget only while it runs."""
+    try:
+        env = _command_env(ctx, step, scope)
+        argv = _shell_command(ctx, step, scope, env) if isinstance(step.run, str) else \
+            _argv(step, scope)
+        stdin = interpolate(step.stdin, scope.lookup) if step.stdin is not None else None
+        cwd = None
+        if step.cwd is not None:
+            cwd = str(ctx.workdir / to_text(interpolate(step.cwd, scope.lookup)))
+        elif ctx.workdir != Path.cwd():
+            cwd = str(ctx.workdir)
+    except RefError as error:
+        return Outcome(None, ErrorInfo(error.code, str(error), path))
+    output_file = ctx.tmpdir / f"output-{next(_counter)}"
+    env["DRAWER_OUTPUT"] = str(output_file)
+    spec = CommandSpec(argv, env, cwd, None if stdin is None else to_text(stdin).encode())
+    splitter = LineSplitter(path, ctx)
+    async with ctx.process_limiter:
+        result = await run_command(
+            spec,
+            on_output=splitter.feed,
+            on_started=lambda pid: ctx.emit(ev.CommandStarted(path, pid, _clock())),
+            grace=ctx.grace,
+            kill_now=ctx.kill_now,
+        )
+        ctx.emit(ev.CommandFinished(path, result.exit_code, _clock()))
+    splitter.flush()
+    values: dict[str, str] = {}
+    if os.path.exists(output_file):
+        values = parse_output_file(output_file.read_text(encoding="utf-8", errors="replace"))
+        output_file.unlink()
+    keep = KEEP_TEXT_IN_LOOP if "[" in path else KEEP_TEXT
+    output = command_output(result, values, keep, ctx)
+    if result.not_found:
+        return Outcome(output, ErrorInfo("COMMAND_NOT_FOUND", result.error or "not found", path))
+    if result.exit_code != 0:
+        return Outcome(output, ErrorInfo("STEP_FAILED", _failure_message(path, result), path))
+    return Outcome(output)
+
+
+def _failure_message(path: str, result: CommandResult) -> str:
+    code = result.exit_code
+    if code is not None and code > 128:
+        return f"{path} was killed by signal {code - 128} (exit code {code})"
+    return f"{path} exited with code {code}"
+
+
+def _clock() -> float:
+    return trio.current_time()
+
+
+class LineSplitter:
+    """Turns a command's output chunks into masked lines for the display."""
+
+    def __init__(self, path: str, ctx: RunContext) -> None:
+        self.path = path
+        self.ctx = ctx
+        self.partial: dict[str, bytes] = {}
+
+    def feed(self, stream: str, chunk: bytes) -> None:
+        data = self.partial.pop(stream, b"") + chunk
+        *lines, rest = data.split(b"\n")
+        if rest:
+            self.partial[stream] = rest
+        for line in lines:
+            self.emit(stream, line)
+
+    def flush(self) -> None:
+        for stream, rest in self.partial.items():
+            self.emit(stream, rest)
+        self.partial.clear()
+
+    def emit(self, stream: str, line: bytes) -> None:
+        text = line.decode("utf-8", errors="replace").removesuffix("\r")
+        self.ctx.emit(ev.OutputLine(self.path, stream, self.ctx.masker.text(text)))

@@ -1,0 +1,291 @@
+"""Checks beyond the schema: ids, dependencies, cycles and what each reference may see."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drawer.graph import ancestors, dependencies, find_cycle
+from drawer.model import CEL_RESERVED, RESERVED_IDS, AnyStep, Drawer, ForEachStep, RunStep
+from drawer.refs import ROOT_RE, Ref, RefError, parse_template
+from drawer.shell import compile_shell, find_python_refs
+from drawer.source import ParsedDocument, PathKey, Position, Problem, suggest
+
+RUN_FIELDS = {"id": None, "dir": None, "name": None}
+STEP_FIELDS = ("output", "status", "error")
+SHELL_OPERATORS = (":-", ":=", ":+", ":?", "##", "%%", "//", "^^", ",,")
+# Keys whose strings are not references (structure, or the body checked in its own scope).
+NOT_TEMPLATES = frozenset({"id", "kind", "depends_on", "name", "steps", "as", "index_as"})
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a step may see: referable step ids and loop names."""
+
+    steps: frozenset[str]
+    loops: frozenset[str]
+    container_of: str | None = None
+
+
+@dataclass
+class StepInfo:
+    """Where a step sits: its document path and the loop whose body holds it."""
+
+    path: PathKey
+    container: str | None
+    list_ids: tuple[str, ...]
+
+
+@dataclass
+class Checker:
+    model: Drawer
+    doc: ParsedDocument
+    problems: list[Problem] = field(default_factory=list)
+    where: dict[str, StepInfo] = field(default_factory=dict)
+
+    def error(self, message: str, position: Position | None, hint: str | None = None) -> None:
+        self.problems.append(Problem(message, position, hint=hint))
+
+    def warn(self, message: str, position: Position | None, hint: str | None = None) -> None:
+        self.problems.append(Problem(message, position, hint=hint, severity="warning"))
+
+    def at(self, path: PathKey) -> Position:
+        return self.doc.source.value(path) or self.doc.source.nearest(path)
+
+    # ids -----------------------------------------------------------------------------------
+
+    def collect_ids(self, steps: Sequence[AnyStep], path: PathKey, container: str | None,
+                    loops: frozenset[str]) -> None:
+        list_ids = tuple(step.id for step in steps)
+        for index, step in enumerate(steps):
+            here = (*path, index)
+            id_at = self.doc.source.value((*here, "id")) or self.at(here)
+            if step.id in self.where:
+                first = self.doc.source.value((*self.where[step.id].path, "id"))
+                line = f" (first at line {first.line})" if first else ""
+                self.error(f'duplicate step id "{step.id}"{line}', id_at,
+                           hint="step ids are unique in the whole drawer, nested steps included")
+            else:
+                self.where[step.id] = StepInfo(here, container, list_ids)
+            if step.id in RESERVED_IDS or step.id in CEL_RESERVED:
+                self.error(f'"{step.id}" is a reserved name and cannot be a step id', id_at,
+                           hint="choose another id")
+            elif step.id in loops:
+                self.error(f'step id "{step.id}" is already a loop name in scope', id_at)
+            if isinstance(step, ForEachStep):
+                names = (step.as_, step.index_as)
+                for key, name in zip(("as", "index_as"), names, strict=True):
+                    if name in loops:
+                        self.error(f'loop name "{name}" is already used by an enclosing loop',
+                                   self.at((*here, key)),
+                                   hint="a nested loop's names must differ from its parents'")
+                    if name in RESERVED_IDS or name in CEL_RESERVED:
+                        self.error(f'"{name}" is a reserved name', self.at((*here, key)))
+                if step.as_ == step.index_as:
+                    self.error(f'as and index_as are both "{step.as_}"', self.at((*here, "as")))
+                self.collect_ids(step.steps, (*here, "steps"), step.id, loops | set(names))
+
+    # lists and references ------------------------------------------------------------------
+
+    def check_list(self, steps: Sequence[AnyStep], path: PathKey, outer: Scope) -> None:
+        ids = {step.id for step in steps}
+        for index, step in enumerate(steps):
+            for position, dep in enumerate(step.depends_on or ()):
+                if dep in ids and dep != step.id:
+                    continue
+                at = self.at((*path, index, "depends_on", position))
+                if dep == step.id:
+                    self.error(f'step "{step.id}" depends on itself', at)
+                elif dep in self.where:
+                    self.error(f'"{dep}" in depends_on of "{step.id}" is not a sibling step', at,
+                               hint="depends_on names steps of the same list")
+                else:
+                    guess = suggest(dep, sorted(ids - {step.id}))
+                    self.error(f'unknown step "{dep}" in depends_on of "{step.id}"', at,
+                               hint=f'did you mean "{guess}"?' if guess else None)
+        deps = dependencies(steps)
+        cycle = find_cycle(deps)
+        if cycle:
+            first = next(i for i, step in enumerate(steps) if step.id == cycle[0])
+            self.error(f"dependency cycle: {' -> '.join(cycle)}",
+                       self.at((*path, first, "depends_on")),
+                       hint="remove one of these depends_on entries")
+            return
+        for index, step in enumerate(steps):
+            here = (*path, index)
+            visible = outer.steps | ancestors(deps, step.id)
+            scope = Scope(frozenset(visible), outer.loops, outer.container_of)
+            self.check_step(step, here, scope)
+            if isinstance(step, ForEachStep):
+                inner = Scope(frozenset(visible), outer.loops | {step.as_, step.index_as},
+                              step.id)
+                self.check_list(step.steps, (*here, "steps"), inner)
+
+    def check_step(self, step: AnyStep, path: PathKey, scope: Scope) -> None:
+        raw = self.node(path)
+        if isinstance(step, RunStep) and isinstance(step.run, str):
+            self.check_shell(step, path, scope)
+        for key_path, text in strings_in(raw, path, skip=NOT_TEMPLATES | {"run"}):
+            self.check_template(text, key_path, scope, step.id)
+        if isinstance(step, RunStep) and not isinstance(step.run, str):
+            for position, arg in enumerate(step.run):
+                if isinstance(arg, str):
+                    self.check_template(arg, (*path, "run", position), scope, step.id)
+        if isinstance(step, ForEachStep) and step.parallelism == 0:
+            self.warn(f'parallelism 0 in "{step.id}" runs items one at a time',
+                      self.at((*path, "parallelism")), hint='use "all" for no limit')
+
+    def check_shell(self, step: RunStep, path: PathKey, scope: Scope) -> None:
+        assert isinstance(step.run, str)
+        run_path = (*path, "run")
+        script = step.run
+        template = self.parse(script, run_path)
+        if template is None:
+            return
+        single = template.single_ref
+        if single is not None and not script.replace(single.text, "").strip():
+            self.error(f'the run of "{step.id}" is nothing but a reference', self.at(run_path),
+                       hint="a command must be written out; pass data as ${...} arguments")
+            return
+        shell = step.shell or self.model.defaults.shell
+        if shell == "python":
+            for issue in find_python_refs(script):
+                self.problems.append(Problem(issue.message, self.in_scalar(run_path, issue.offset),
+                                             hint=issue.hint, severity=issue.severity))
+            return
+
+        def is_drawer_ref(content: str) -> bool:
+            root = ROOT_RE.match(content.strip())
+            if root is None or not self.is_root(root.group(0), scope):
+                return False
+            return not any(op in content for op in SHELL_OPERATORS)
+
+        compiled, issues = compile_shell(script, is_drawer_ref)
+        for issue in issues:
+            self.problems.append(Problem(issue.message, self.in_scalar(run_path, issue.offset),
+                                         hint=issue.hint, severity=issue.severity))
+        for shell_ref in compiled.refs:
+            ref = next((r for r in template.refs if r.start == shell_ref.start), None)
+            if ref is not None:
+                self.check_ref(ref, run_path, scope, step.id)
+
+    def is_root(self, root: str, scope: Scope) -> bool:
+        return root in RESERVED_IDS or root in scope.loops or root in self.where
+
+    def parse(self, text: str, path: PathKey) -> Any:
+        try:
+            return parse_template(text)
+        except RefError as error:
+            self.error(str(error), self.at(path), hint="close it with } or write $${ for a literal")
+            return None
+
+    def in_scalar(self, path: PathKey, offset: int) -> Position:
+        return self.doc.source.in_scalar(path, offset) or self.at(path)
+
+    def check_template(self, text: str, path: PathKey, scope: Scope, owner: str | None) -> None:
+        template = self.parse(text, path)
+        if template is not None:
+            for ref in template.refs:
+                self.check_ref(ref, path, scope, owner)
+
+    def check_ref(self, ref: Ref, path: PathKey, scope: Scope, owner: str | None) -> None:
+        at = self.in_scalar(path, ref.start)
+        if ref.path is None:
+            self.error(f"{ref.text} is not a plain path", at,
+                       hint="this version resolves plain paths such as ${step.output.lines} "
+                       "or ${inputs.name}; compute other values in a step")
+            return
+        root, rest = ref.path[0], ref.path[1:]
+        if root == "inputs":
+            if rest and rest[0] not in self.model.inputs:
+                guess = suggest(rest[0], list(self.model.inputs))
+                self.error(f'{ref.text}: no input "{rest[0]}"', at,
+                           hint=f'did you mean "{guess}"?' if guess else "declare it under inputs:")
+            return
+        if root == "steps":
+            if not rest:
+                return
+            root, rest = rest[0], rest[1:]
+        elif root in ("env", "run", "drawer") or root in scope.loops:
+            if root in ("run", "drawer") and rest and rest[0] not in RUN_FIELDS:
+                self.error(f"{ref.text}: {root} has id, dir and name", at)
+            return
+        self.check_step_ref(ref, root, rest, at, scope, owner)
+
+    def check_step_ref(self, ref: Ref, root: str, rest: tuple[str, ...], at: Position,
+                       scope: Scope, owner: str | None) -> None:
+        if rest and rest[0] not in STEP_FIELDS:
+            self.error(f"{ref.text}: a step has output, status and error", at,
+                       hint=f"write ${{{root}.output.{'.'.join(rest)}}}")
+            return
+        if root in scope.steps:
+            return
+        info = self.where.get(root)
+        if info is None:
+            names = sorted(set(self.where) | scope.loops | {"inputs", "env", "run", "drawer"})
+            guess = suggest(root, names)
+            self.error(f'{ref.text}: unknown name "{root}"', at,
+                       hint=f'did you mean "{guess}"?' if guess else None)
+        elif root == owner:
+            self.error(f'{ref.text}: step "{root}" refers to itself', at)
+        elif info.container is not None and (owner is None or not self.inside(owner, root)):
+            self.error(f'{ref.text}: "{root}" is inside "{info.container}" and cannot be '
+                       "referenced from outside it", at,
+                       hint=f"use the container's output: ${{{info.container}.output}}")
+        elif owner is not None and info.container == scope.container_of:
+            self.error(f'{ref.text}: step "{root}" may not have finished before "{owner}" starts',
+                       at, hint=f'add "{root}" to the depends_on of "{owner}"')
+        else:
+            self.error(f'{ref.text}: step "{root}" may not have finished here', at,
+                       hint="a step may reference the steps it depends on")
+
+    def inside(self, owner: str, target: str) -> bool:
+        """True when `target`'s container encloses `owner`."""
+        container = self.where[target].container
+        current: str | None = owner
+        while current is not None:
+            if current == container:
+                return True
+            current = self.where[current].container if current in self.where else None
+        return False
+
+    def node(self, path: PathKey) -> Any:
+        node: Any = self.doc.data
+        for part in path:
+            node = node[part]
+        return node
+
+
+def strings_in(value: Any, path: PathKey, skip: frozenset[str] | set[str] = frozenset()
+               ) -> Iterator[tuple[PathKey, str]]:
+    """Every string inside a value with its document path, skipping some top-level keys."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key not in skip:
+                yield from strings_in(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from strings_in(item, (*path, index))
+
+
+def check_drawer(model: Drawer, doc: ParsedDocument, path: Path) -> list[Problem]:
+    """Every semantic problem of a schema-valid drawer, errors and warnings."""
+    checker = Checker(model, doc)
+    checker.collect_ids(model.steps, ("steps",), None, frozenset())  # type: ignore[arg-type]
+    top = Scope(frozenset(), frozenset())
+    for key in ("env", "execution", "defaults"):
+        for key_path, text in strings_in(doc.data.get(key), (key,)):
+            checker.check_template(text, key_path, top, None)
+    for name, spec in model.inputs.items():
+        if spec.secret and isinstance(spec.default, str) and 0 < len(spec.default) < 4:
+            checker.error(f'the default of secret input "{name}" is shorter than 4 characters',
+                          checker.at(("inputs", name, "default")))
+    checker.check_list(model.steps, ("steps",), top)  # type: ignore[arg-type]
+    everything = Scope(frozenset(step.id for step in model.steps), frozenset())
+    for key_path, text in strings_in(doc.data.get("outputs"), ("outputs",)):
+        checker.check_template(text, key_path, everything, None)
+    return checker.problems
