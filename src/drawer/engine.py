@@ -147,6 +147,11 @@ async def _attempt(ctx: RunContext, step: AnyStep, scope: Scope, path: str,
     return Outcome(previous.output if previous else None, ErrorInfo("TIMEOUT", message, path))
 
 
+def _retryable(error: ErrorInfo, policy: RetryPolicy) -> bool:
+    """A loop's failure is retried when what failed inside it is (`on` lists leaf codes)."""
+    return error.code in policy.on or error.root_cause().code in policy.on
+
+
 async def _attempts(ctx: RunContext, step: AnyStep, scope: Scope, path: str, record: StepRecord,
                     per_attempt: float | None) -> Outcome:
     policy = retry_policy(ctx, step)
@@ -156,7 +161,7 @@ async def _attempts(ctx: RunContext, step: AnyStep, scope: Scope, path: str, rec
         record.attempts = attempt
         outcome = await _attempt(ctx, step, scope, path, outcome, per_attempt)
         error = outcome.error
-        if error is None or attempt == policy.attempts or error.code not in policy.on:
+        if error is None or attempt == policy.attempts or not _retryable(error, policy):
             return outcome
         wait = delay
         if policy.max_delay is not None:

@@ -9,7 +9,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from drawer.model import LATER_KINDS, STEP_KINDS, Drawer, ForEachStep
-from drawer.source import ParsedDocument, ParseError, PathKey, Problem, parse_document, suggest
+from drawer.source import (
+    ParsedDocument,
+    ParseError,
+    PathKey,
+    Problem,
+    format_problem,
+    parse_document,
+    suggest,
+)
 
 
 class InvalidDrawer(Exception):
@@ -20,6 +28,10 @@ class InvalidDrawer(Exception):
         self.problems = problems
         self.document = document
         self.path = path
+
+    def __str__(self) -> str:
+        text = self.document.text if self.document is not None else None
+        return "\n".join(format_problem(problem, text, str(self.path)) for problem in self.problems)
 
 
 @dataclass(frozen=True)
@@ -123,7 +135,8 @@ def _pydantic_problems(error: ValidationError, doc: ParsedDocument) -> list[Prob
                 )
             )
             continue
-        where = ".".join(str(part) for part in path)
+        keys = [str(part) for part in path if isinstance(part, str)]
+        where = keys[-1] if keys else "the file"
         message = item["msg"]
         if kind == "missing":
             problems.append(
@@ -182,6 +195,11 @@ def _kind_problems(doc: ParsedDocument) -> list[Problem]:
     return problems
 
 
+def _line_of(problem: Problem) -> tuple[int, int]:
+    position = problem.position
+    return (position.line, position.col) if position else (0, 0)
+
+
 def load_text(text: str, path: Path) -> LoadedDrawer:
     """Parse, type-check and validate a drawer file's text; raise InvalidDrawer with all problems."""
     from drawer.validate import check_drawer
@@ -199,12 +217,16 @@ def load_text(text: str, path: Path) -> LoadedDrawer:
             path,
         )
     kind_problems = _kind_problems(doc)
-    if kind_problems:
-        raise InvalidDrawer(kind_problems, doc, path)
     try:
         model = Drawer.model_validate(doc.data)
     except ValidationError as error:
-        raise InvalidDrawer(_pydantic_problems(error, doc), doc, path) from None
+        problems = kind_problems + [
+            problem for problem in _pydantic_problems(error, doc)
+            if not any(problem.position == known.position for known in kind_problems)
+        ]
+        raise InvalidDrawer(sorted(problems, key=_line_of), doc, path) from None
+    if kind_problems:
+        raise InvalidDrawer(kind_problems, doc, path)
     problems = check_drawer(model, doc, path)
     errors = [problem for problem in problems if problem.severity == "error"]
     if errors:

@@ -9,7 +9,7 @@ from typing import Any
 
 from drawer.graph import ancestors, dependencies, find_cycle
 from drawer.model import CEL_RESERVED, RESERVED_IDS, AnyStep, Drawer, ForEachStep, RunStep
-from drawer.refs import ROOT_RE, Ref, RefError, parse_template
+from drawer.refs import ROOT_RE, Ref, RefError, parse_plain_path, parse_template
 from drawer.shell import compile_shell, find_python_refs
 from drawer.source import ParsedDocument, PathKey, Position, Problem, suggest
 
@@ -76,11 +76,16 @@ class Checker:
                 self.error(f'step id "{step.id}" is already a loop name in scope', id_at)
             if isinstance(step, ForEachStep):
                 names = (step.as_, step.index_as)
+                raw = self.node(here)
                 for key, name in zip(("as", "index_as"), names, strict=True):
                     if name in loops:
-                        self.error(f'loop name "{name}" is already used by an enclosing loop',
+                        given = key in raw
+                        what = f'loop name "{name}"' if given else \
+                            f'the default {key} "{name}" of "{step.id}"'
+                        self.error(f"{what} is already used by an enclosing loop",
                                    self.at((*here, key)),
-                                   hint="a nested loop's names must differ from its parents'")
+                                   hint=f"a nested loop's names must differ from its parents': "
+                                   f"set {key}: to another name")
                     if name in RESERVED_IDS or name in CEL_RESERVED:
                         self.error(f'"{name}" is a reserved name', self.at((*here, key)))
                 if step.as_ == step.index_as:
@@ -112,7 +117,6 @@ class Checker:
             self.error(f"dependency cycle: {' -> '.join(cycle)}",
                        self.at((*path, first, "depends_on")),
                        hint="remove one of these depends_on entries")
-            return
         for index, step in enumerate(steps):
             here = (*path, index)
             visible = outer.steps | ancestors(deps, step.id)
@@ -157,10 +161,13 @@ class Checker:
             return
 
         def is_drawer_ref(content: str) -> bool:
-            root = ROOT_RE.match(content.strip())
-            if root is None or not self.is_root(root.group(0), scope):
+            if any(op in content for op in SHELL_OPERATORS):
                 return False
-            return not any(op in content for op in SHELL_OPERATORS)
+            path = parse_plain_path(content)
+            if path is not None and len(path) > 1:
+                return True
+            root = ROOT_RE.match(content.strip())
+            return root is not None and self.is_root(root.group(0), scope)
 
         compiled, issues = compile_shell(script, is_drawer_ref)
         for issue in issues:
@@ -288,4 +295,6 @@ def check_drawer(model: Drawer, doc: ParsedDocument, path: Path) -> list[Problem
     everything = Scope(frozenset(step.id for step in model.steps), frozenset())
     for key_path, text in strings_in(doc.data.get("outputs"), ("outputs",)):
         checker.check_template(text, key_path, everything, None)
-    return checker.problems
+    return sorted(checker.problems,
+                  key=lambda problem: (problem.position.line, problem.position.col)
+                  if problem.position else (0, 0))

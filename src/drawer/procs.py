@@ -1,0 +1,320 @@
+"""Start commands, capture their output and make sure none of their processes outlive drawer.
+
+This is the only module that creates processes. Each command becomes the leader of a new
+session (and so of its own process group); the whole group is signalled on cancellation and
+killed once the leader has exited. Linux only: waiting uses pidfds and a private epoll set, so
+one trio task drives each command with a single wakeup in the common case.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import trio
+
+_CHUNK = 64 * 1024
+_STDOUT_LIMIT = 64 * 1024 * 1024
+_TAIL = 1024 * 1024
+# Python ignores SIGPIPE and SIGXFSZ; ignored dispositions survive exec, so children get defaults.
+_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+_SPAWN_ERRORS = (FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """What to run: argv, the complete environment, the working directory and stdin bytes."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    cwd: str | None = None
+    stdin: bytes | None = None
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """How a command ended and what it wrote; exit_code is 128+N when killed by signal N."""
+
+    exit_code: int | None
+    stdout: bytes
+    stdout_complete: bool
+    stderr: bytes
+    stderr_truncated: bool
+    not_found: bool = False
+    error: str | None = None
+    pid: int | None = None
+
+
+OutputCallback = Callable[[str, bytes], None]
+
+
+class _Buffer:
+    """Keeps a stream whole up to `limit` bytes; past that only its last 1 MiB."""
+
+    __slots__ = ("complete", "data", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.data = bytearray()
+        self.limit = limit
+        self.complete = True
+
+    def add(self, chunk: bytes) -> None:
+        self.data += chunk
+        if len(self.data) > self.limit:
+            self.complete = False
+            del self.data[:-_TAIL]
+            # Trim only every 1 MiB from now on, so the tail costs amortised O(1) per byte.
+            self.limit = 2 * _TAIL
+
+    def value(self) -> bytes:
+        return bytes(self.data if self.complete else self.data[-_TAIL:])
+
+
+def _find_executable(name: str, env: Mapping[str, str]) -> str:
+    """Resolve `name` like execvp does, but along the PATH of the command's own environment."""
+    if "/" in name:
+        return name
+    for directory in env.get("PATH", os.defpath).split(":"):
+        path = f"{directory or '.'}/{name}"
+        if os.access(path, os.X_OK) and not os.path.isdir(path):
+            return path
+    raise FileNotFoundError(2, "command not found", name)
+
+
+def _spawn(
+    spec: CommandSpec, stdin_fd: int | None, out_fd: int, err_fd: int
+) -> tuple[int, subprocess.Popen[bytes] | None]:
+    """Start the command as a session leader with the given fds as 0, 1 and 2.
+
+    posix_spawn (vfork + exec in glibc) is the cheapest way to start a process from Python, but
+    it cannot change directory, so commands with a cwd go through subprocess.Popen, whose
+    object is returned so that the caller can mark it reaped.
+    """
+    if spec.cwd is not None:
+        popen = subprocess.Popen(
+            spec.argv,
+            stdin=subprocess.DEVNULL if stdin_fd is None else stdin_fd,
+            stdout=out_fd,
+            stderr=err_fd,
+            close_fds=False,
+            cwd=spec.cwd,
+            env=spec.env,
+            start_new_session=True,
+        )
+        return popen.pid, popen
+    actions: list[tuple[int, int, int] | tuple[int, int, str, int, int]] = [
+        (os.POSIX_SPAWN_DUP2, out_fd, 1),
+        (os.POSIX_SPAWN_DUP2, err_fd, 2),
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)
+        if stdin_fd is None
+        else (os.POSIX_SPAWN_DUP2, stdin_fd, 0),
+    ]
+    pid = os.posix_spawn(
+        _find_executable(spec.argv[0], spec.env),
+        spec.argv,
+        spec.env,
+        file_actions=actions,
+        setsid=True,
+        setsigdef=_DEFAULT_SIGNALS,
+    )
+    return pid, None
+
+
+def _spawn_error(spec: CommandSpec, exc: OSError) -> CommandResult:
+    """Describe a command or cwd that could not be used."""
+    if spec.cwd is not None and exc.filename == spec.cwd:
+        what = {
+            FileNotFoundError: "cwd does not exist",
+            NotADirectoryError: "cwd is not a directory",
+        }.get(type(exc), "cwd is not accessible")
+        message = f"{what}: {spec.cwd}"
+    elif isinstance(exc, PermissionError):
+        message = f"permission denied: {spec.argv[0]}"
+    else:
+        message = f"command not found: {spec.argv[0]}"
+    return CommandResult(
+        exit_code=None,
+        stdout=b"",
+        stdout_complete=True,
+        stderr=b"",
+        stderr_truncated=False,
+        not_found=True,
+        error=message,
+    )
+
+
+class _Child:
+    """A started process group and the parent's ends of its pipes, driven from one task."""
+
+    def __init__(self, spec: CommandSpec) -> None:
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        in_read, in_write = os.pipe() if spec.stdin is not None else (None, -1)
+        try:
+            self.pid, self.popen = _spawn(spec, in_read, out_write, err_write)
+        except BaseException:
+            for fd in (out_read, err_read, in_write):
+                if fd >= 0:
+                    os.close(fd)
+            raise
+        finally:
+            for fd in (out_write, err_write, in_read):
+                if fd is not None:
+                    os.close(fd)
+        self.exit_code: int | None = None
+        self.leader_exited = False
+        self.pidfd = os.pidfd_open(self.pid)
+        self.poller = select.epoll()
+        self.poller.register(self.pidfd, select.EPOLLIN)
+        self.stdout = _Buffer(_STDOUT_LIMIT)
+        self.stderr = _Buffer(_TAIL)
+        self.streams = {out_read: ("stdout", self.stdout), err_read: ("stderr", self.stderr)}
+        for fd in self.streams:
+            self.poller.register(fd, select.EPOLLIN)
+        self.stdin_fd = in_write
+        self.stdin_data = memoryview(spec.stdin or b"")
+        if in_write >= 0:
+            os.set_blocking(in_write, False)
+            self._write_stdin()
+            if self.stdin_fd >= 0:
+                self.poller.register(in_write, select.EPOLLOUT)
+
+    async def pump(self, on_output: OutputCallback | None, *, kill_on_exit: bool) -> None:
+        """Feed stdin and collect output until the leader has exited and both pipes are at EOF.
+
+        With kill_on_exit the rest of the group is killed (and the leader reaped) as soon as the
+        leader exits; otherwise the leader is left a zombie, which keeps its pgid reserved.
+        """
+        while self.streams or not self.leader_exited:
+            await trio.lowlevel.wait_readable(self.poller.fileno())
+            for fd, _ in self.poller.poll(0):
+                if fd == self.pidfd:
+                    self.poller.unregister(fd)
+                    self.leader_exited = True
+                    if kill_on_exit:
+                        self._signal_group(signal.SIGKILL)
+                        self._reap()
+                elif fd == self.stdin_fd:
+                    self._write_stdin()
+                else:
+                    self._read(fd, on_output)
+
+    async def terminate(
+        self, on_output: OutputCallback | None, grace: float, kill_now: trio.Event | None
+    ) -> None:
+        """SIGTERM the group, give it `grace` seconds (or until kill_now) to end, then SIGKILL it."""
+        if self.exit_code is not None:
+            return  # already reaped, and the rest of its group killed
+        self._signal_group(signal.SIGTERM)
+        try:
+            with trio.move_on_after(grace):
+                if kill_now is None:
+                    await self.pump(on_output, kill_on_exit=False)
+                else:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(_cancel_when_set, kill_now, nursery.cancel_scope)
+                        await self.pump(on_output, kill_on_exit=False)
+                        nursery.cancel_scope.cancel()
+        finally:
+            self._signal_group(signal.SIGKILL)
+            if not self.leader_exited:
+                await trio.lowlevel.wait_readable(self.pidfd)
+            self._reap()
+
+    def result(self) -> CommandResult:
+        return CommandResult(
+            exit_code=self.exit_code,
+            stdout=self.stdout.value(),
+            stdout_complete=self.stdout.complete,
+            stderr=self.stderr.value(),
+            stderr_truncated=not self.stderr.complete,
+            pid=self.pid,
+        )
+
+    def close(self) -> None:
+        for fd in (*self.streams, self.stdin_fd, self.pidfd):
+            if fd >= 0:
+                os.close(fd)
+        self.poller.close()
+
+    def _read(self, fd: int, on_output: OutputCallback | None) -> None:
+        # The fd stays blocking: epoll said it is readable, so this read cannot block.
+        data = os.read(fd, _CHUNK)
+        name, buffer = self.streams[fd]
+        if not data:
+            self.poller.unregister(fd)
+            del self.streams[fd]
+            os.close(fd)
+            return
+        buffer.add(data)
+        if on_output is not None:
+            on_output(name, data)
+
+    def _write_stdin(self) -> None:
+        try:
+            written = os.write(self.stdin_fd, self.stdin_data)
+        except BlockingIOError:
+            return
+        except BrokenPipeError:
+            written = len(self.stdin_data)
+        self.stdin_data = self.stdin_data[written:]
+        if not self.stdin_data:
+            os.close(self.stdin_fd)  # also drops it from the epoll set
+            self.stdin_fd = -1
+
+    def _signal_group(self, signum: int) -> None:
+        # Only called while the leader is unreaped, so its pid cannot name another group.
+        try:
+            os.killpg(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def _reap(self) -> None:
+        _, status = os.waitpid(self.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        self.exit_code = code if code >= 0 else 128 - code
+        if self.popen is not None:
+            self.popen.returncode = code  # so that subprocess never waits for this pid itself
+
+
+async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
+
+async def run_command(
+    spec: CommandSpec,
+    *,
+    on_output: OutputCallback | None = None,
+    on_started: Callable[[int], None] | None = None,
+    grace: float = 5.0,
+    kill_now: trio.Event | None = None,
+) -> CommandResult:
+    """Run one command in its own process group and wait for it; terminate the group on cancel.
+
+    on_output gets every chunk as read ("stdout"/"stderr", bytes); on_started gets the pid. On
+    cancellation (or an exception from a callback) the group gets SIGTERM, then SIGKILL after
+    `grace` seconds or as soon as kill_now is set; this cleanup is shielded, then the exception
+    propagates. Processes still in the group when the leader exits are killed.
+    """
+    await trio.lowlevel.checkpoint_if_cancelled()
+    try:
+        child = _Child(spec)
+    except _SPAWN_ERRORS as exc:
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return _spawn_error(spec, exc)
+    try:
+        if on_started is not None:
+            on_started(child.pid)
+        await child.pump(on_output, kill_on_exit=True)
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await child.terminate(on_output, grace, kill_now)
+        raise
+    finally:
+        child.close()
+    return child.result()

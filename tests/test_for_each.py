@@ -1,0 +1,335 @@
+"""for_each: concurrency, order, failure policies, tolerance, sources, retries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio.testing
+
+from drawer import events as ev
+from tests.conftest import RunText
+
+def test_four_items_overlap_and_results_keep_input_order(run_text: RunText) -> None:
+    # Every item waits (bounded) until all four have arrived, so they can only finish if
+    # they really run at the same time; then the done-files chain makes item 0 end after
+    # item 1 has started its exit, item 1 after item 2, and so on.
+    result = run_text(
+        """
+        steps:
+          - id: each
+            kind: for_each
+            over: [a, b, c, d]
+            parallelism: 4
+            steps:
+              - id: work
+                run: |
+                  touch "arrived-${index}"
+                  n=0
+                  while [ "$(ls arrived-* | wc -l)" -lt 4 ]; do
+                    n=$((n+1)); [ "$n" -lt 2000 ] || exit 9; sleep 0.01
+                  done
+                  next=${index}
+                  next=$((next + 1))
+                  while [ "$next" -lt 4 ] && [ ! -e "done-$next" ]; do sleep 0.01; done
+                  sleep 0.2
+                  touch "done-${index}"
+                  echo "${item}"
+        """
+    )
+    assert result.document["status"] == "ok"
+    commands = [e for e in result.log.events
+                if isinstance(e, ev.CommandStarted | ev.CommandFinished)]
+    assert [type(e) for e in commands[:4]] == [ev.CommandStarted] * 4
+    results = result.steps["each"]["output"]["results"]
+    assert [r["item"] for r in results] == ["a", "b", "c", "d"]
+    assert [r["steps"]["work"]["output"]["stdout"] for r in results] == ["a", "b", "c", "d"]
+    assert [e.index for e in result.log.of(ev.IterationFinished)] == [3, 2, 1, 0]
+
+
+LOOP_WITH_FAILURES = """
+steps:
+  - id: each
+    kind: for_each
+    over: [0, 1, 2, 3, 4, 5, 6, 7]
+    parallelism: 4
+    on_item_failure: %s
+    tolerate: %s
+    steps:
+      - id: work
+        run: |
+          case ${item} in
+            0) touch started-0; sleep 60 ;;
+            3) while [ ! -e started-0 ]; do sleep 0.01; done; echo three >&2; exit 3 ;;
+            2) while [ ! -e failed-3 ]; do sleep 0.01; done; exit 2 ;;
+            1) touch started-1; sleep 60 ;;
+            *) sleep 60 ;;
+          esac
+"""
+
+
+def test_stop_cancels_in_flight_and_names_lowest_own_failure(run_text: RunText,
+                                                              tmp_path: Path) -> None:
+    text = LOOP_WITH_FAILURES % ("stop", 1)
+    text = text.replace("exit 3 ;;", "touch failed-3; exit 3 ;;")
+    result = run_text(text)
+    loop = result.steps["each"]
+    assert loop["status"] == "failed"
+    error = loop["error"]
+    assert error["code"] == "FOREACH_ITEM_FAILED"
+    # item 2 failed after item 3 but has the lower index; item 0 was only cancelled
+    assert error["cause"]["step_path"] == "each[2].work"
+    assert error["cause"]["code"] == "STEP_FAILED"
+    statuses = [r["status"] for r in loop["output"]["results"]]
+    # item 3's failure was tolerated, so its slot went to item 4; item 2's failure stopped it
+    assert statuses == ["cancelled", "cancelled", "failed", "failed", "cancelled",
+                        "skipped", "skipped", "skipped"]
+    started = {e.index for e in result.log.of(ev.IterationStarted)}
+    assert started == {0, 1, 2, 3, 4}
+    assert loop["output"]["failed"] == 2
+    assert loop["output"]["cancelled"] == 3
+    assert loop["output"]["skipped"] == 3
+    assert result.document["status"] == "failed"
+
+
+def test_finish_lets_running_end_and_starts_no_more(run_text: RunText) -> None:
+    result = run_text(
+        """
+        steps:
+          - id: each
+            kind: for_each
+            over: [0, 1, 2, 3, 4, 5]
+            parallelism: 2
+            on_item_failure: finish
+            steps:
+              - id: work
+                run: |
+                  case ${item} in
+                    0) touch started-0; while [ ! -e failed-1 ]; do sleep 0.01; done ;;
+                    1) while [ ! -e started-0 ]; do sleep 0.01; done; touch failed-1; exit 1 ;;
+                  esac
+        """
+    )
+    loop = result.steps["each"]
+    statuses = [r["status"] for r in loop["output"]["results"]]
+    assert statuses == ["ok", "failed", "skipped", "skipped", "skipped", "skipped"]
+    assert loop["error"]["code"] == "FOREACH_ITEM_FAILED"
+    assert {e.index for e in result.log.of(ev.IterationStarted)} == {0, 1}
+
+
+def _continue_loop(run_text: RunText, tolerate: str) -> dict[str, object]:
+    result = run_text(
+        f"""
+        steps:
+          - id: each
+            kind: for_each
+            over: [0, 1, 2, 3, 4]
+            parallelism: 2
+            on_item_failure: continue
+            tolerate: {tolerate}
+            steps:
+              - id: work
+                run: test ${{item}} != 1 && test ${{item}} != 3
+        """
+    )
+    loop: dict[str, object] = result.steps["each"]
+    return loop
+
+
+def test_continue_runs_every_item_and_tolerate_decides(run_text: RunText) -> None:
+    strict = _continue_loop(run_text, "0")
+    assert strict["status"] == "failed"
+    output = strict["output"]
+    assert isinstance(output, dict)
+    assert [r["status"] for r in output["results"]] == ["ok", "failed", "ok", "failed", "ok"]
+    assert (output["succeeded"], output["failed"]) == (3, 2)
+    assert _continue_loop(run_text, "2")["status"] == "ok"
+    assert _continue_loop(run_text, "1")["status"] == "failed"
+    assert _continue_loop(run_text, '"100%"')["status"] == "ok"
+    assert _continue_loop(run_text, '"40%"')["status"] == "ok"  # floor(5 * 40 / 100) = 2
+    assert _continue_loop(run_text, '"39%"')["status"] == "failed"
+
+
+def test_failed_step_with_on_failure_continue_lets_the_run_end_ok(run_text: RunText) -> None:
+    result = run_text(
+        """
+        steps:
+          - id: each
+            kind: for_each
+            over: [1, 2]
+            on_failure: continue
+            steps:
+              - id: work
+                run: exit ${item}
+          - id: after
+            run: echo ${each.status}
+        """
+    )
+    assert result.steps["each"]["status"] == "failed"
+    assert result.steps["after"]["output"]["stdout"] == "failed"
+    assert result.document["status"] == "ok"
+
+
+def test_nested_loops_respect_max_processes_without_deadlock(run_text: RunText) -> None:
+    result = run_text(
+        """
+        execution:
+          max_processes: 2
+        steps:
+          - id: outer
+            kind: for_each
+            over: [a, b, c, d]
+            as: os
+            parallelism: 4
+            steps:
+              - id: inner
+                kind: for_each
+                over: [1, 2, 3, 4]
+                as: version
+                index_as: vi
+                parallelism: 4
+                steps:
+                  - id: build
+                    run: echo ${os}-${version} "$DRAWER_VAR_OS"
+        """
+    )
+    assert result.document["status"] == "ok"
+    assert len(result.log.of(ev.CommandStarted)) == 16
+    assert result.log.max_concurrent_commands() == 2
+    first = result.steps["outer"]["output"]["results"][0]
+    build = first["steps"]["inner"]["output"]["results"][1]["steps"]["build"]
+    assert build["output"]["stdout"] == "a-2 a"
+
+
+def test_empty_list_is_ok(run_text: RunText) -> None:
+    result = run_text(
+        """
+        steps:
+          - id: each
+            kind: for_each
+            over: []
+            steps:
+              - {id: v, kind: value, value: x}
+        """
+    )
+    assert result.steps["each"]["status"] == "ok"
+    assert result.steps["each"]["output"]["total"] == 0
+
+
+def test_over_a_non_list_fails_with_foreach_not_a_list(run_text: RunText) -> None:
+    result = run_text(
+        """
+        steps:
+          - id: data
+            kind: value
+            value: {a: 1}
+          - id: each
+            kind: for_each
+            over: ${data.output}
+            steps:
+              - {id: v, kind: value, value: x}
+        """
+    )
+    error = result.steps["each"]["error"]
+    assert error["code"] == "FOREACH_NOT_A_LIST"
+    assert "dict" in error["message"]
+
+
+def test_sources_glob_file_and_range(run_text: RunText, tmp_path: Path) -> None:
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    for name in ("src/b.py", "src/pkg/a.py", "src/pkg/.hidden.py", "src/c.txt"):
+        (tmp_path / name).write_text("x\n")
+    (tmp_path / "items.txt").write_text("one\n\ntwo\r\nthree\n")
+    (tmp_path / "items.jsonl").write_text('{"n": 1}\n{"n": 2}\n')
+    result = run_text(
+        """
+        steps:
+          - id: g
+            kind: for_each
+            over: {glob: "src/**/*.py"}
+            steps: [{id: vg, kind: value, value: "${item}"}]
+          - id: f
+            kind: for_each
+            over: {file: items.txt}
+            collect: all
+            steps: [{id: vf, kind: value, value: "${item}"}]
+          - id: j
+            kind: for_each
+            over: {file: items.jsonl, format: jsonl}
+            steps: [{id: vj, kind: value, value: "${item.n}"}]
+          - id: r
+            kind: for_each
+            over: {range: [2, 11, 3]}
+            parallelism: all
+            steps: [{id: vr, kind: value, value: "${index}:${item}"}]
+        """
+    )
+
+    def values(step: str) -> list[object]:
+        return [r["steps"]["v" + step]["output"]
+                for r in result.steps[step]["output"]["results"]]
+
+    assert values("g") == ["src/b.py", "src/pkg/a.py"]
+    assert values("f") == ["one", "two", "three"]
+    assert values("j") == [1, 2]
+    assert values("r") == ["0:2", "1:5", "2:8"]
+
+
+def test_collect_none_keeps_counts_only(run_text: RunText) -> None:
+    result = run_text(
+        """
+        steps:
+          - id: each
+            kind: for_each
+            over: {range: [10]}
+            collect: none
+            parallelism: 3
+            steps: [{id: v, kind: value, value: "${item}"}]
+        """
+    )
+    output = result.steps["each"]["output"]
+    assert output == {"total": 10, "succeeded": 10, "failed": 0, "cancelled": 0, "skipped": 0}
+
+
+def test_parallelism_from_a_reference_and_delay_spaces_starts(run_text: RunText) -> None:
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    result = run_text(
+        """
+        inputs:
+          width: {type: integer, default: 3}
+        steps:
+          - id: each
+            kind: for_each
+            over: [a, b, c, d]
+            parallelism: ${inputs.width}
+            delay: 200ms
+            steps: [{id: v, kind: value, value: "${item}"}]
+        """,
+        clock=clock,
+    )
+    started = result.log.of(ev.LoopStarted)[0]
+    assert started.parallelism == 3
+    starts = [e.clock for e in result.log.of(ev.IterationStarted)]
+    gaps = [round(later - earlier, 6) for earlier, later in zip(starts, starts[1:], strict=False)]
+    assert gaps == [0.2, 0.2, 0.2]
+
+
+def test_retry_reruns_only_failed_iterations(run_text: RunText, tmp_path: Path) -> None:
+    result = run_text(
+        """
+        steps:
+          - id: each
+            kind: for_each
+            over: [0, 1, 2]
+            on_item_failure: continue
+            retry: {attempts: 2}
+            steps:
+              - id: work
+                run: |
+                  echo ${item} >> runs.txt
+                  if [ ${item} = 1 ] && [ ! -e again ]; then touch again; exit 1; fi
+        """
+    )
+    loop = result.steps["each"]
+    assert loop["status"] == "ok"
+    assert loop["attempts"] == 2
+    assert sorted((tmp_path / "runs.txt").read_text().split()) == ["0", "1", "1", "2"]
