@@ -59,8 +59,10 @@ steps:
         run: |
           case ${item} in
             0) touch started-0; sleep 60 ;;
-            3) while [ ! -e started-0 ]; do sleep 0.01; done; echo three >&2; exit 3 ;;
-            2) while [ ! -e failed-3 ]; do sleep 0.01; done; exit 2 ;;
+            3) while [ ! -e started-0 ]; do sleep 0.01; done; echo $$ > failed-3; exit 3 ;;
+            2) while [ ! -s failed-3 ]; do sleep 0.01; done
+               while kill -0 "$(cat failed-3)" 2>/dev/null; do sleep 0.01; done
+               sleep 0.3; exit 2 ;;
             1) touch started-1; sleep 60 ;;
             *) sleep 60 ;;
           esac
@@ -70,7 +72,6 @@ steps:
 def test_stop_cancels_in_flight_and_names_lowest_own_failure(run_text: RunText,
                                                               tmp_path: Path) -> None:
     text = LOOP_WITH_FAILURES % ("stop", 1)
-    text = text.replace("exit 3 ;;", "touch failed-3; exit 3 ;;")
     result = run_text(text)
     loop = result.steps["each"]
     assert loop["status"] == "failed"
@@ -104,8 +105,10 @@ def test_finish_lets_running_end_and_starts_no_more(run_text: RunText) -> None:
               - id: work
                 run: |
                   case ${item} in
-                    0) touch started-0; while [ ! -e failed-1 ]; do sleep 0.01; done ;;
-                    1) while [ ! -e started-0 ]; do sleep 0.01; done; touch failed-1; exit 1 ;;
+                    0) touch started-0; while [ ! -s failed-1 ]; do sleep 0.01; done
+                       while kill -0 "$(cat failed-1)" 2>/dev/null; do sleep 0.01; done
+                       sleep 0.3 ;;
+                    1) while [ ! -e started-0 ]; do sleep 0.01; done; echo $$ > failed-1; exit 1 ;;
                   esac
         """
     )

@@ -64,9 +64,8 @@ def print_problems(error: Any, stream: Any = None) -> None:
     from drawer.source import format_problem
 
     stream = stream or sys.stderr
-    text = error.document.text if error.document is not None else None
     for problem in error.problems:
-        stream.write(format_problem(problem, text, str(error.path)) + "\n")
+        stream.write(format_problem(problem, error.text, str(error.path)) + "\n")
     errors = sum(problem.severity == "error" for problem in error.problems)
     if errors:
         stream.write(f"{error.path}: {errors} error(s); nothing was run\n")

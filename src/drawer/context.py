@@ -80,6 +80,8 @@ class RunContext:
     kill_now: trio.Event = field(default_factory=trio.Event)
     max_workers: int | None = None
     serial: bool = False
+    partial: dict[str, Any] = field(default_factory=dict)
+    """Outputs of steps still running, by path: kept when a step is cancelled or times out."""
 
     @property
     def info(self) -> dict[str, dict[str, str]]:

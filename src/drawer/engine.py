@@ -20,7 +20,16 @@ from drawer.context import Masker, Outcome, RunContext, Scope
 from drawer.graph import dependencies, is_chain
 from drawer.loader import LoadedDrawer
 from drawer.model import AnyStep, RetryPolicy, RunStep, is_reference, parse_duration
-from drawer.records import CANCELLED, FAILED, OK, SKIPPED, ErrorInfo, StepRecord, rfc3339
+from drawer.records import (
+    CANCELLED,
+    FAILED,
+    OK,
+    RUNNING,
+    SKIPPED,
+    ErrorInfo,
+    StepRecord,
+    rfc3339,
+)
 from drawer.refs import RefError, interpolate, interpolate_deep, plain
 from drawer.steps import KINDS
 
@@ -144,7 +153,7 @@ async def _attempt(ctx: RunContext, step: AnyStep, scope: Scope, path: str,
         return await kind.execute(ctx, step, scope, path, previous)
     assert cancel_scope.cancelled_caught
     message = f"{path} timed out after {timeout:g}s"
-    return Outcome(previous.output if previous else None, ErrorInfo("TIMEOUT", message, path))
+    return Outcome(ctx.partial.pop(path, None), ErrorInfo("TIMEOUT", message, path))
 
 
 def _retryable(error: ErrorInfo, policy: RetryPolicy) -> bool:
@@ -182,14 +191,15 @@ async def run_step(ctx: RunContext, step: AnyStep, scope: Scope, path: str,
     ctx.emit(ev.StepStarted(path, step.kind, trio.current_time()))
     try:
         outcome = await _run_guarded(ctx, step, scope, path, record)
-    except trio.Cancelled:
-        record.finish(CANCELLED, error=ErrorInfo("CANCELLED", f"{path} was cancelled", path))
+        if outcome is not None:
+            error = ctx.masker.error(outcome.error)
+            record.finish(FAILED if error else OK, outcome.output, error)
+    finally:
+        # Cancellation may arrive as Cancelled or inside an ExceptionGroup from a nursery.
+        if record.status == RUNNING:
+            record.finish(CANCELLED, ctx.partial.pop(path, None),
+                          ErrorInfo("CANCELLED", f"{path} was cancelled", path))
         ctx.emit(ev.StepFinished(path, step.kind, record, trio.current_time()))
-        raise
-    if outcome is not None:
-        error = ctx.masker.error(outcome.error)
-        record.finish(FAILED if error else OK, outcome.output, error)
-    ctx.emit(ev.StepFinished(path, step.kind, record, trio.current_time()))
 
 
 async def _run_guarded(ctx: RunContext, step: AnyStep, scope: Scope, path: str,
@@ -209,7 +219,8 @@ async def _run_guarded(ctx: RunContext, step: AnyStep, scope: Scope, path: str,
     with trio.move_on_after(timeout) as cancel_scope:
         return await _attempts(ctx, step, scope, path, record, None)
     assert cancel_scope.cancelled_caught
-    return Outcome(None, ErrorInfo("TIMEOUT", f"{path} timed out after {timeout:g}s", path))
+    message = f"{path} timed out after {timeout:g}s"
+    return Outcome(ctx.partial.pop(path, None), ErrorInfo("TIMEOUT", message, path))
 
 
 # the run ------------------------------------------------------------------------------------

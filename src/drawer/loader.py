@@ -23,15 +23,16 @@ from drawer.source import (
 class InvalidDrawer(Exception):
     """The file cannot run: every problem found, with positions."""
 
-    def __init__(self, problems: list[Problem], document: ParsedDocument | None, path: Path):
+    def __init__(self, problems: list[Problem], text: str | None, path: Path):
         super().__init__(f"{path}: {len(problems)} problem(s)")
         self.problems = problems
-        self.document = document
+        self.text = text
         self.path = path
 
     def __str__(self) -> str:
-        text = self.document.text if self.document is not None else None
-        return "\n".join(format_problem(problem, text, str(self.path)) for problem in self.problems)
+        return "\n".join(
+            format_problem(problem, self.text, str(self.path)) for problem in self.problems
+        )
 
 
 @dataclass(frozen=True)
@@ -207,9 +208,9 @@ def load_text(text: str, path: Path) -> LoadedDrawer:
     try:
         doc = parse_document(text, str(path))
     except ParseError as error:
-        raise InvalidDrawer(error.problems, None, path) from None
+        raise InvalidDrawer(error.problems, text.removeprefix("\ufeff"), path) from None
     if doc.data is None:
-        raise InvalidDrawer([Problem("the file is empty", None, hint="add steps:")], doc, path)
+        raise InvalidDrawer([Problem("the file is empty", None, hint="add steps:")], doc.text, path)
     if not isinstance(doc.data, dict):
         raise InvalidDrawer(
             [Problem("a drawer file is a mapping with a steps: list", doc.source.nearest(()))],
@@ -224,13 +225,13 @@ def load_text(text: str, path: Path) -> LoadedDrawer:
             problem for problem in _pydantic_problems(error, doc)
             if not any(problem.position == known.position for known in kind_problems)
         ]
-        raise InvalidDrawer(sorted(problems, key=_line_of), doc, path) from None
+        raise InvalidDrawer(sorted(problems, key=_line_of), doc.text, path) from None
     if kind_problems:
-        raise InvalidDrawer(kind_problems, doc, path)
+        raise InvalidDrawer(kind_problems, doc.text, path)
     problems = check_drawer(model, doc, path)
     errors = [problem for problem in problems if problem.severity == "error"]
     if errors:
-        raise InvalidDrawer(problems, doc, path)
+        raise InvalidDrawer(problems, doc.text, path)
     return LoadedDrawer(model, doc, path, tuple(problems))
 
 

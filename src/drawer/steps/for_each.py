@@ -164,15 +164,14 @@ async def run_iteration(ctx: RunContext, step: ForEachStep, scope: Scope, path: 
     ctx.emit(ev.IterationStarted(path, iteration.index, trio.current_time()))
     try:
         result = await engine.run_list(ctx, step.steps, child, f"{path}[{iteration.index}]")
-    except trio.Cancelled:
-        iteration.status = CANCELLED
+        iteration.status = FAILED if result.failed else OK
+        iteration.error = result.error
+    finally:
+        if iteration.status == RUNNING:
+            iteration.status = CANCELLED
         iteration.ended_at = time.time()
-        ctx.emit(ev.IterationFinished(path, iteration.index, CANCELLED, trio.current_time()))
-        raise
-    iteration.status = FAILED if result.failed else OK
-    iteration.error = result.error
-    iteration.ended_at = time.time()
-    ctx.emit(ev.IterationFinished(path, iteration.index, iteration.status, trio.current_time()))
+        ctx.emit(ev.IterationFinished(path, iteration.index, iteration.status,
+                                      trio.current_time()))
 
 
 async def execute(ctx: RunContext, step: ForEachStep, scope: Scope, path: str,
@@ -203,19 +202,22 @@ async def execute(ctx: RunContext, step: ForEachStep, scope: Scope, path: str,
                 output.record(reused or _closed(IterationRecord(index, item), OK))
                 continue
             iteration = IterationRecord(index, item)
+            turn = False
             try:
                 await trio.lowlevel.checkpoint()
                 await state.wait_turn()
-            except trio.Cancelled:
-                output.record(_closed(iteration, SKIPPED))
-                raise
+                turn = True
+            finally:
+                if not turn:  # cancelled while waiting for its turn: it never started
+                    output.record(_closed(iteration, SKIPPED))
             if state.stopping:
                 output.record(_closed(iteration, SKIPPED))
                 return
             try:
                 await run_iteration(ctx, step, scope, path, iteration, env)
             finally:
-                output.record(iteration)
+                if iteration.status in STATUS_CODES:
+                    output.record(iteration)
             if iteration.status == FAILED:
                 state.failed(iteration)
                 if output.counts[FAILED] > limit and step.on_item_failure != "continue":
@@ -225,11 +227,15 @@ async def execute(ctx: RunContext, step: ForEachStep, scope: Scope, path: str,
             if state.stopping:
                 return
 
-    async with trio.open_nursery() as nursery:
-        for _ in range(min(workers, max(items.total, 1))):
-            nursery.start_soon(worker, nursery.cancel_scope)
-    for index, item in source:
-        output.record(_closed(IterationRecord(index, item), SKIPPED))
+    ctx.partial[path] = output
+    try:
+        async with trio.open_nursery() as nursery:
+            for _ in range(min(workers, max(items.total, 1))):
+                nursery.start_soon(worker, nursery.cancel_scope)
+    finally:
+        for index, item in source:
+            output.record(_closed(IterationRecord(index, item), SKIPPED))
+    del ctx.partial[path]
     if output.counts[FAILED] > limit:
         return Outcome(output, _loop_error(path, output, state.first_failure, limit))
     return Outcome(output)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
@@ -116,12 +117,11 @@ def _argv(step: RunStep, scope: Scope) -> tuple[str, ...]:
 def _command_env(ctx: RunContext, step: RunStep, scope: Scope) -> dict[str, str]:
     env = dict(ctx.base_env)
     env.update(step_env(step, scope))
-    loop_env = scope.loop_env()
-    item = loop_env.get("DRAWER_ITEM")
-    if item is not None and len(item.encode("utf-8")) > INLINE_LIMIT:
-        del loop_env["DRAWER_ITEM"]
-        loop_env["DRAWER_ITEM_FILE"] = _write_value_file(ctx, "DRAWER_ITEM", item)
-    env.update(loop_env)
+    for name, value in scope.loop_env().items():
+        if len(value) > INLINE_LIMIT // 4 and len(value.encode("utf-8")) > INLINE_LIMIT:
+            env[name + "_FILE"] = _write_value_file(ctx, name, value)
+        else:
+            env[name] = value
     return env
 
 
@@ -207,13 +207,17 @@ async def execute(ctx: RunContext, step: RunStep, scope: Scope, path: str,
     spec = CommandSpec(argv, env, cwd, None if stdin is None else to_text(stdin).encode())
     splitter = LineSplitter(path, ctx)
     async with ctx.process_limiter:
-        result = await run_command(
-            spec,
-            on_output=splitter.feed,
-            on_started=lambda pid: ctx.emit(ev.CommandStarted(path, pid, _clock())),
-            grace=ctx.grace,
-            kill_now=ctx.kill_now,
-        )
+        try:
+            result = await run_command(
+                spec,
+                on_output=splitter.feed,
+                on_started=lambda pid: ctx.emit(ev.CommandStarted(path, pid, _clock())),
+                grace=ctx.grace,
+                kill_now=ctx.kill_now,
+            )
+        except OSError as error:
+            code = "VALUE_TOO_LARGE" if error.errno == errno.E2BIG else "STEP_FAILED"
+            return Outcome(None, ErrorInfo(code, f"{path} could not start: {error}", path))
         ctx.emit(ev.CommandFinished(path, result.exit_code, _clock()))
     splitter.flush()
     values: dict[str, str] = {}

@@ -1,0 +1,494 @@
+"""Benchmarks for drawer against simple baselines; prints a table and writes results.json.
+
+Usage: python benchmarks/run.py [--quick] [--output PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+TIME_BIN = "/usr/bin/time"
+
+FAN_ITEMS = 1_000
+FAN_PARALLELISM = 8
+EFF_ITEMS = 32
+EFF_SLEEP = 0.5
+SCALE_ITEMS = 100_000
+SCALE_PARALLELISM = 100
+FILE_LINES = 1_000_000
+STARTUP_STEPS = 200
+
+
+@dataclass
+class Row:
+    """One table row: drawer's value against a baseline, with a target and a verdict."""
+
+    name: str
+    unit: str
+    drawer: float
+    baseline: float | None
+    ratio: float | None
+    target: str
+    passed: bool | None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- commands and timing
+
+
+def drawer_command() -> list[str]:
+    """The `drawer` console script of this interpreter, else the one on PATH, else `-m drawer`.
+
+    A pyenv shim on PATH adds ~80 ms of bash per call, so the script installed next to
+    `sys.executable` (what the shim would exec) is preferred.
+    """
+    beside = Path(sys.executable).parent / "drawer"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
+    found = shutil.which("drawer")
+    if found and "/shims/" not in found:
+        return [found]
+    return [sys.executable, "-m", "drawer"]
+
+
+def use_bytecode_cache(workdir: Path, enable: bool) -> str:
+    """Let child Pythons cache bytecode under the temp dir, as an installed package would.
+
+    With PYTHONDONTWRITEBYTECODE set and an editable install, every drawer start would
+    recompile drawer's own modules; PYTHONPYCACHEPREFIX keeps the cache out of src/.
+    """
+    if not enable:
+        return "as-is" + (" (no writes)" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "")
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    return "cached in temp dir"
+
+
+def timed(argv: Sequence[str], cwd: Path, stdout: Any = subprocess.DEVNULL) -> float:
+    """Wall seconds of one process; raises when it exits non-zero."""
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode()}")
+    return elapsed
+
+
+def median_of(
+    measure: Callable[[], float], repeats: int, warmup: bool = True
+) -> tuple[float, list[float]]:
+    """Median of `repeats` measurements after one discarded warm-up run."""
+    if warmup:
+        measure()
+    samples = [measure() for _ in range(repeats)]
+    return statistics.median(samples), samples
+
+
+def interleaved(
+    measures: Sequence[Callable[[], float]], repeats: int
+) -> list[tuple[float, list[float]]]:
+    """Medians of several measurements taken in turn (A B A B ...), after one warm-up each.
+
+    Alternating keeps a drifting machine load from favouring one side.
+    """
+    for measure in measures:
+        measure()
+    samples: list[list[float]] = [[] for _ in measures]
+    for _ in range(repeats):
+        for measure, taken in zip(measures, samples, strict=True):
+            taken.append(measure())
+    return [(statistics.median(taken), taken) for taken in samples]
+
+
+def run_with_peak_rss(argv: Sequence[str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one process, via /usr/bin/time -v when present."""
+    if os.access(TIME_BIN, os.X_OK):
+        report = cwd / "time.txt"
+        start = time.perf_counter()
+        done = subprocess.run(
+            [TIME_BIN, "-v", "-o", str(report), *argv],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+        elapsed = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode()}")
+        for line in report.read_text().splitlines():
+            if "Maximum resident set size" in line:
+                return elapsed, int(line.rsplit(":", 1)[1]) / 1024
+        raise RuntimeError(f"no peak RSS in {report}")
+    # Fallback: a fresh wrapper process whose only child is drawer, so RUSAGE_CHILDREN is drawer's.
+    wrapper = (
+        "import resource, subprocess, sys, time\n"
+        "start = time.perf_counter()\n"
+        "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
+        "elapsed = time.perf_counter() - start\n"
+        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+        "print(code, elapsed, peak)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper, *argv], cwd=cwd, capture_output=True, text=True, check=True
+    ).stdout.split()
+    if out[0] != "0":
+        raise RuntimeError(f"{' '.join(argv)} exited {out[0]}")
+    return float(out[1]), int(out[2]) / 1024
+
+
+def parse_rfc3339(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+# ---------------------------------------------------------------- drawer files
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def fan_file(workdir: Path, shell: str | None) -> Path:
+    shell_line = f"        shell: {shell}\n" if shell else ""
+    return write(workdir / f"fan_{shell or 'default'}.yaml", (
+        "steps:\n"
+        "  - id: fan\n"
+        "    kind: for_each\n"
+        f"    over: {{range: [0, {FAN_ITEMS}]}}\n"
+        f"    parallelism: {FAN_PARALLELISM}\n"
+        "    steps:\n"
+        "      - id: t\n"
+        f"{shell_line}"
+        "        run: true ${item}\n"
+    ))  # fmt: skip
+
+
+def efficiency_file(workdir: Path, max_processes: int | None = None) -> Path:
+    execution = f"execution: {{max_processes: {max_processes}}}\n" if max_processes else ""
+    return write(workdir / f"efficiency_{max_processes or 'default'}.yaml", (
+        f"{execution}"
+        "steps:\n"
+        "  - id: sleeps\n"
+        "    kind: for_each\n"
+        f"    over: {{range: [0, {EFF_ITEMS}]}}\n"
+        f"    parallelism: {EFF_ITEMS}\n"
+        "    steps:\n"
+        "      - id: s\n"
+        f"        run: sleep {EFF_SLEEP}\n"
+    ))  # fmt: skip
+
+
+def scale_file(workdir: Path, name: str, over: str, collect: str) -> Path:
+    return write(workdir / f"{name}.yaml", (
+        "steps:\n"
+        "  - id: scale\n"
+        "    kind: for_each\n"
+        f"    over: {over}\n"
+        f"    parallelism: {SCALE_PARALLELISM}\n"
+        f"    collect: {collect}\n"
+        "    steps:\n"
+        '      - {id: v, kind: value, value: "${item}"}\n'
+    ))  # fmt: skip
+
+
+def startup_file(workdir: Path, count: int = STARTUP_STEPS) -> Path:
+    """A valid file of `count` top-level steps: run, value and for_each, with refs and deps."""
+    lines = ["name: startup", "steps:"]
+    for n in range(1, count + 1):
+        sid = f"s{n}"
+        kind = n % 10
+        if n > 1 and kind == 5:
+            lines += [
+                f"  - id: {sid}",
+                "    kind: for_each",
+                "    over: [a, b, c]",
+                "    parallelism: 2",
+                "    steps:",
+                f"      - id: {sid}_echo",
+                "        run: echo ${item} ${index}",
+                f'      - {{id: {sid}_v, kind: value, value: "${{{sid}_echo.output.stdout}}"}}',
+            ]
+        elif kind in (0, 3, 7):
+            lines += [
+                f"  - id: {sid}",
+                "    kind: value",
+                f'    value: {{n: {n}, label: "step {n}"}}',
+            ]
+        else:
+            lines += [f"  - id: {sid}", f"    run: echo {n}"]
+            if n > 2 and kind == 2:
+                lines[-1] = f"    run: echo ${{s{n - 1}.output.stdout}} {n}"
+                lines.append(f"    depends_on: [s{n - 1}, s{n - 2}]")
+            elif n > 1 and kind == 9:
+                lines.append("    shell: sh")
+                lines.append(f'    env: {{PREV: "${{s{n - 1}.status}}"}}')
+    return write(workdir / "startup.yaml", "\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------- benchmarks
+
+
+def bench_fanout(drawer: list[str], workdir: Path, repeats: int) -> list[Row]:
+    rows = []
+    for shell, base_argv in (
+        ("sh", ["sh", "-c", "true {}"]),
+        (None, ["bash", "-e", "-o", "pipefail", "-c", "true {}"]),
+    ):
+        path = fan_file(workdir, shell)
+        argv = [*drawer, str(path), "run", "--quiet", "--no-progress"]
+        (ours, our_samples), (theirs, their_samples) = interleaved(
+            [
+                lambda argv=argv: timed(argv, workdir),
+                lambda b=base_argv: timed_xargs_argv(FAN_ITEMS, b, workdir),
+            ],
+            repeats,
+        )
+        ratio = ours / theirs
+        label = "sh" if shell else "bash (default)"
+        rows.append(Row(
+            name=f"fan-out {FAN_ITEMS} x true, P={FAN_PARALLELISM}, {label}", unit="s",
+            drawer=ours, baseline=theirs, ratio=ratio, target="<= 1.5x xargs",
+            passed=ratio <= 1.5,
+            detail={"drawer_samples": our_samples, "xargs_samples": their_samples,
+                    "xargs": f"seq {FAN_ITEMS} | xargs -P {FAN_PARALLELISM} -I{{}} "
+                             f"{' '.join(base_argv[:-1])} '{base_argv[-1]}'"},
+        ))  # fmt: skip
+    return rows
+
+
+def timed_xargs_argv(count: int, command: list[str], cwd: Path) -> float:
+    """Wall seconds of `seq COUNT | xargs -P 8 -I{} COMMAND...` (a real two-process pipeline)."""
+    start = time.perf_counter()
+    seq = subprocess.Popen(["seq", str(count)], cwd=cwd, stdout=subprocess.PIPE)
+    xargs = subprocess.run(
+        ["xargs", "-P", str(FAN_PARALLELISM), "-I{}", *command],
+        cwd=cwd,
+        stdin=seq.stdout,
+        stdout=subprocess.DEVNULL,
+        check=False,
+    )
+    assert seq.stdout is not None
+    seq.stdout.close()
+    seq.wait()
+    elapsed = time.perf_counter() - start
+    if xargs.returncode != 0:
+        raise RuntimeError(f"xargs exited {xargs.returncode}")
+    return elapsed
+
+
+def bench_efficiency(drawer: list[str], workdir: Path, repeats: int) -> list[Row]:
+    """Span of 32 concurrent sleeps: as configured by default, and with max_processes raised."""
+    rows = []
+    for max_processes in (None, EFF_ITEMS):
+        path = efficiency_file(workdir, max_processes)
+        out = workdir / "efficiency.json"
+        loop_durations: list[float] = []
+
+        def once(path: Path = path, out: Path = out, loops: list[float] = loop_durations) -> float:
+            with out.open("wb") as stream:
+                timed([*drawer, str(path), "run", "--json"], workdir, stdout=stream)
+            record = json.loads(out.read_text())["steps"]["sleeps"]
+            starts, ends = [], []
+            for result in record["output"]["results"]:
+                for step in result["steps"].values():
+                    starts.append(parse_rfc3339(step["started_at"]))
+                    ends.append(parse_rfc3339(step["ended_at"]))
+            loops.append(record["duration"])
+            return max(ends) - min(starts)
+
+        span, spans = median_of(once, repeats)
+        ratio = span / EFF_SLEEP
+        setting = f"max_processes={max_processes}" if max_processes else "default max_processes"
+        rows.append(Row(
+            name=f"efficiency {EFF_ITEMS} x sleep {EFF_SLEEP}, P={EFF_ITEMS}, {setting}",
+            unit="s", drawer=span, baseline=EFF_SLEEP, ratio=ratio, target="<= 1.1x ideal",
+            passed=ratio <= 1.1,
+            detail={"span_samples": spans, "loop_duration_samples": loop_durations[1:],
+                    "measure": "first iteration start to last iteration end (ms timestamps)"},
+        ))  # fmt: skip
+    return rows
+
+
+def bench_scale(drawer: list[str], workdir: Path, repeats: int) -> list[Row]:
+    write(workdir / "items.txt", "".join(f"{n}\n" for n in range(FILE_LINES)))
+    cases = (
+        (
+            "scale_range",
+            f"{{range: [0, {SCALE_ITEMS}]}}",
+            "all",
+            SCALE_ITEMS,
+            300.0,
+            f"scale {SCALE_ITEMS:,} value items, P={SCALE_PARALLELISM}, collect all",
+        ),
+        (
+            "scale_file",
+            "{file: items.txt}",
+            "none",
+            FILE_LINES,
+            200.0,
+            f"scale {FILE_LINES:,}-line file, P={SCALE_PARALLELISM}, collect none",
+        ),
+    )
+    rows = []
+    for name, over, collect, items, rss_limit, label in cases:
+        path = scale_file(workdir, name, over, collect)
+        doc = workdir / f"{name}.json"
+        argv = [*drawer, str(path), "run", "--quiet", "--no-progress", "--output", str(doc)]
+        samples = []
+        for _ in range(repeats):
+            wall, rss = run_with_peak_rss(argv, workdir)
+            record = json.loads(doc.read_text())["steps"]["scale"]
+            if record["status"] != "ok" or record["output"]["succeeded"] != items:
+                raise RuntimeError(f"{name}: unexpected record {record['status']}")
+            samples.append({"wall": wall, "loop": record["duration"], "rss_mb": rss})
+        loop = statistics.median(s["loop"] for s in samples)
+        wall = statistics.median(s["wall"] for s in samples)
+        rss = max(s["rss_mb"] for s in samples)
+        rate, wall_rate = items / loop, items / wall
+        rows.append(Row(
+            name=f"{label}: items/s (loop)", unit="items/s", drawer=rate, baseline=None,
+            ratio=None, target=">= 20,000 items/s", passed=rate >= 20_000,
+            detail={"samples": samples, "items": items},
+        ))  # fmt: skip
+        rows.append(Row(
+            name=f"{label}: items/s (whole process)", unit="items/s", drawer=wall_rate,
+            baseline=None, ratio=None, target="(info)", passed=None,
+            detail={"wall_s": wall},
+        ))  # fmt: skip
+        rows.append(Row(
+            name=f"{label}: peak RSS", unit="MB", drawer=rss, baseline=None, ratio=None,
+            target=f"< {rss_limit:.0f} MB", passed=rss < rss_limit,
+        ))  # fmt: skip
+    return rows
+
+
+def bench_startup(drawer: list[str], workdir: Path, runs: int) -> list[Row]:
+    path = startup_file(workdir)
+    check = subprocess.run(
+        [*drawer, str(path), "validate"], cwd=workdir, capture_output=True, text=True, check=False
+    )
+    if check.returncode != 0:
+        raise RuntimeError(f"generated start-up file is invalid:\n{check.stderr}")
+    (bare, bare_samples), (version, version_samples), (validate, validate_samples) = interleaved(
+        [
+            lambda: timed([sys.executable, "-c", "pass"], workdir),
+            lambda: timed([*drawer, "--version"], workdir),
+            lambda: timed([*drawer, str(path), "validate"], workdir),
+        ],
+        runs,
+    )
+    over = (version - bare) * 1000
+    return [
+        Row(name="start-up: drawer --version", unit="s", drawer=version, baseline=bare,
+            ratio=version / bare, target="<= bare python + 150 ms", passed=over <= 150,
+            detail={"over_bare_ms": over, "samples": version_samples,
+                    "bare_samples": bare_samples}),
+        Row(name=f"start-up: drawer FILE validate ({STARTUP_STEPS} steps)", unit="s",
+            drawer=validate, baseline=bare, ratio=validate / bare, target="(info)", passed=None,
+            detail={"over_bare_ms": (validate - bare) * 1000, "samples": validate_samples,
+                    "output": check.stdout.strip()}),
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- output
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "s":
+        return f"{value:.3f} s"
+    if unit == "MB":
+        return f"{value:.0f} MB"
+    return f"{value:,.0f}/s"
+
+
+def verdict(passed: bool | None) -> str:
+    return "info" if passed is None else ("PASS" if passed else "FAIL")
+
+
+def print_table(rows: list[Row]) -> None:
+    headers = ("benchmark", "drawer", "baseline", "ratio", "target", "result")
+    table = [
+        (row.name, fmt(row.drawer, row.unit), fmt(row.baseline, row.unit),
+         "-" if row.ratio is None else f"{row.ratio:.2f}x", row.target, verdict(row.passed))
+        for row in rows
+    ]  # fmt: skip
+    widths = [max(len(str(line[i])) for line in (headers, *table)) for i in range(len(headers))]
+    for n, line in enumerate((headers, *table)):
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)))
+        if n == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1 repetition instead of 3")
+    parser.add_argument("--output", type=Path, default=HERE / "results.json")
+    parser.add_argument(
+        "--no-pyc-cache", action="store_true",
+        help="keep the environment's bytecode setting (PYTHONDONTWRITEBYTECODE) as it is",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    repeats = 1 if args.quick else 3
+    startup_runs = 5 if args.quick else 15
+    drawer = drawer_command()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="drawer-bench-") as temp:
+        workdir = Path(temp)
+        bytecode = use_bytecode_cache(workdir, not args.no_pyc_cache)
+        version = subprocess.run(
+            [*drawer, "--version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        load_before = os.getloadavg()
+        print(
+            f"{version} via {' '.join(drawer)}; Python {platform.python_version()}, "
+            f"{os.cpu_count()} CPUs; repeats={repeats}; bytecode={bytecode}; "
+            f"load average {load_before[0]:.2f}",
+            flush=True,
+        )
+        steps: list[tuple[str, Callable[[], list[Row]]]] = [
+            ("fan-out", lambda: bench_fanout(drawer, workdir, repeats)),
+            ("efficiency", lambda: bench_efficiency(drawer, workdir, repeats)),
+            ("scale", lambda: bench_scale(drawer, workdir, repeats)),
+            ("start-up", lambda: bench_startup(drawer, workdir, startup_runs)),
+        ]
+        for label, bench in steps:
+            print(f"... {label}", flush=True)
+            rows.extend(bench())
+    load_after = os.getloadavg()
+    print_table(rows)
+    results = {
+        "drawer": version,
+        "command": drawer,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "quick": args.quick,
+        "repeats": repeats,
+        "bytecode": bytecode,
+        "load_average": {"before": load_before, "after": load_after},
+        "when": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "rows": [asdict(row) | {"result": verdict(row.passed)} for row in rows],
+    }
+    args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"written to {args.output}")
+    return 0 if all(row.passed is not False for row in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""run steps: references are data in every form, large values travel as files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from drawer.loader import InvalidDrawer
+from tests.conftest import RunText, load
+
+HOSTILE = "$(touch pwned); echo hacked `touch pwned2` 'q' \"dq\" *"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "echo ${item}",
+        'echo "${item}"',
+        'echo "$DRAWER_ITEM"',
+        'printf "%s\\n" "$(echo ${item})"',
+        "cat <<EOF\n${item}\nEOF",
+    ],
+    ids=["bare", "double-quoted", "env", "command-substitution", "heredoc"],
+)
+@pytest.mark.parametrize("shell", ["bash", "sh"])
+def test_item_value_is_printed_never_executed(run_text: RunText, tmp_path: Path, command: str,
+                                              shell: str) -> None:
+    (tmp_path / "items.json").write_text(json.dumps([HOSTILE]))
+    script = "\n".join(" " * 18 + line for line in command.splitlines())
+    result = run_text(
+        f"""
+        steps:
+          - id: each
+            kind: for_each
+            over: {{file: items.json, format: json}}
+            steps:
+              - id: show
+                shell: {shell}
+                run: |
+{script}
+        """
+    )
+    record = result.steps["each"]["output"]["results"][0]["steps"]["show"]
+    assert record["status"] == "ok", record
+    assert record["output"]["stdout"] == HOSTILE
+    assert not (tmp_path / "pwned").exists()
+    assert not (tmp_path / "pwned2").exists()
+
+
+def test_argv_form_passes_values_as_single_arguments(run_text: RunText, tmp_path: Path) -> None:
+    (tmp_path / "items.json").write_text(json.dumps([HOSTILE]))
+    result = run_text(
+        """
+        steps:
+          - id: each
+            kind: for_each
+            over: {file: items.json, format: json}
+            steps:
+              - id: show
+                run: [printf, "[%s]", "${item}", "x-${item}"]
+        """
+    )
+    output = result.steps["each"]["output"]["results"][0]["steps"]["show"]["output"]
+    assert output["stdout"] == f"[{HOSTILE}][x-{HOSTILE}]"
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_200_kib_value_passes_intact_through_a_file(run_text: RunText, tmp_path: Path) -> None:
+    big = "x" * (200 * 1024 - 1) + "$"
+    (tmp_path / "big.json").write_text(json.dumps([big]))
+    result = run_text(
+        """
+        steps:
+          - id: each
+            kind: for_each
+            over: {file: big.json, format: json}
+            steps:
+              - id: size
+                run: |
+                  printf %s ${item} | wc -c
+                  printf %s "$(cat "$DRAWER_ITEM_FILE")" | wc -c
+                  printf %s ${item} | tail -c 3
+        """
+    )
+    output = result.steps["each"]["output"]["results"][0]["steps"]["size"]["output"]
+    assert output["lines"] == [str(len(big)), str(len(big)), "xx$"]
+
+
+@pytest.mark.parametrize(
+    ("script", "message", "hint"),
+    [
+        ("echo $(( ${inputs.n} + 1 ))", "$(( ))", "${n * 2}"),
+        ("(( ${inputs.n} > 1 )) && echo big", "(( ))", "expression"),
+        ("[[ ${inputs.n} -gt 1 ]] && echo big", "[[ ]]", "expression"),
+        ("let x=${inputs.n}", "let", "expression"),
+        ("echo ${HOME}", "${HOME} is not a drawer reference", "$HOME or $${HOME}"),
+        ("echo ${VAR:-x}", "not a drawer reference", "$VAR"),
+        ("echo ${f%.py}", "not a drawer reference", "$${f%.py}"),
+    ],
+)
+def test_unsafe_or_foreign_references_are_validation_errors(
+    tmp_path: Path, script: str, message: str, hint: str
+) -> None:
+    text = f"""
+        inputs:
+          n: {{type: integer, default: 1}}
+        steps:
+          - id: s
+            run: '{script}'
+    """
+    with pytest.raises(InvalidDrawer) as caught:
+        load(tmp_path, text)
+    problems = [p for p in caught.value.problems if p.severity == "error"]
+    assert len(problems) == 1
+    assert message in problems[0].message
+    assert problems[0].hint is not None and hint in problems[0].hint
+    assert problems[0].position is not None and problems[0].position.line == 6
+
+
+def test_python_shell_rejects_references(tmp_path: Path) -> None:
+    with pytest.raises(InvalidDrawer) as caught:
+        load(tmp_path, """
+            steps:
+              - id: s
+                shell: python
+                run: print("${inputs.x}")
+            inputs:
+              x: {default: a}
+        """)
+    assert "os.environ" in (caught.value.problems[0].hint or "")
+
+
+def test_shell_variables_written_with_double_dollar(run_text: RunText) -> None:
+    result = run_text(
+        """
+        steps:
+          - id: s
+            run: name=report.py; echo "$${name%.py}" $${#name}
+        """
+    )
+    assert result.steps["s"]["output"]["stdout"] == "report 9"
+
+
+def test_reference_in_single_quotes_stays_literal_with_a_warning(tmp_path: Path) -> None:
+    loaded = load(tmp_path, """
+        steps:
+          - id: s
+            run: echo '${inputs.x}'
+        inputs:
+          x: {default: a}
+    """)
+    assert [p.severity for p in loaded.warnings] == ["warning"]
+    assert "single quotes" in loaded.warnings[0].message
+
+
+def test_python_shell_and_sh_shell_run(run_text: RunText) -> None:
+    result = run_text(
+        """
+        steps:
+          - id: py
+            shell: python
+            run: |
+              import os
+              print(os.environ["DRAWER_OUTPUT"] != "")
+          - id: posix
+            shell: sh
+            run: echo "$0"
+        """
+    )
+    assert result.steps["py"]["output"]["stdout"] == "True"
+    assert result.steps["posix"]["output"]["stdout"] == "sh"
