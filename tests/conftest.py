@@ -37,8 +37,9 @@ def load(tmp_path: Path, text: str, name: str = "drawer.yaml") -> LoadedDrawer:
     return load_text(path.read_text(encoding="utf-8"), path)
 
 
-def run_loaded(loaded: LoadedDrawer, workdir: Path, inputs: list[str] | None = None,
-               clock: Any = None) -> RunResult:
+def run_loaded(
+    loaded: LoadedDrawer, workdir: Path, inputs: list[str] | None = None, clock: Any = None
+) -> RunResult:
     log = EventLog()
     resolved = resolve_inputs(loaded.model.inputs, inputs or [], os.environ)
     options = RunOptions(resolved.values, resolved.secrets, [log], grace=2.0, workdir=workdir)
@@ -63,14 +64,20 @@ def run_text(tmp_path: Path) -> RunText:
     return runner
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """The drawer command line as a user runs it."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("GITHUB_ACTIONS", None)
     return subprocess.run(
-        [sys.executable, "-m", "drawer", *args], cwd=cwd, env=full_env, capture_output=True,
-        text=True, timeout=timeout, check=False,
+        [sys.executable, "-m", "drawer", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

@@ -18,32 +18,70 @@ from tests.conftest import run_cli
 
 BAD_FILES = {
     "malformed-yaml": ("d.yaml", "steps:\n  - id: a\n    run: [echo\n", "d.yaml:3:", "expected"),
-    "malformed-json": ("d.json", '{"steps": [\n  {"id": "a", "run": "x",}\n]}\n', "d.json:2:",
-                       "comma"),
-    "unknown-key": ("d.yaml", "steps:\n  - id: a\n    run: x\n    tmeout: 5s\n", "d.yaml:4:5",
-                    'did you mean "timeout"'),
-    "wrong-type": ("d.yaml", "steps:\n  - id: a\n    kind: for_each\n    over: [1]\n"
-                   "    parallelism: ten\n    steps: [{id: b, run: x}]\n", "d.yaml:5:18",
-                   "parallelism must be an integer >= 0"),
-    "duplicate-id": ("d.yaml", "steps:\n  - {id: a, run: x}\n  - {id: a, run: y}\n",
-                     "d.yaml:3:10", 'duplicate step id "a"'),
+    "malformed-json": (
+        "d.json",
+        '{"steps": [\n  {"id": "a", "run": "x",}\n]}\n',
+        "d.json:2:",
+        "comma",
+    ),
+    "unknown-key": (
+        "d.yaml",
+        "steps:\n  - id: a\n    run: x\n    tmeout: 5s\n",
+        "d.yaml:4:5",
+        'did you mean "timeout"',
+    ),
+    "wrong-type": (
+        "d.yaml",
+        "steps:\n  - id: a\n    kind: for_each\n    over: [1]\n"
+        "    parallelism: ten\n    steps: [{id: b, run: x}]\n",
+        "d.yaml:5:18",
+        "parallelism must be an integer >= 0",
+    ),
+    "duplicate-id": (
+        "d.yaml",
+        "steps:\n  - {id: a, run: x}\n  - {id: a, run: y}\n",
+        "d.yaml:3:10",
+        'duplicate step id "a"',
+    ),
     "reserved-id": ("d.yaml", "steps:\n  - {id: inputs, run: x}\n", "d.yaml:2:10", "reserved"),
-    "unknown-depends-on": ("d.yaml", "steps:\n  - {id: lint, run: x}\n"
-                           "  - {id: b, run: y, depends_on: [lnit]}\n", "d.yaml:3:34",
-                           'did you mean "lint"'),
-    "cycle": ("d.yaml", "steps:\n  - {id: a, run: x, depends_on: [b]}\n"
-              "  - {id: b, run: y, depends_on: [a]}\n", "d.yaml:2:", "a -> b -> a"),
-    "unknown-step-ref": ("d.yaml", "steps:\n  - {id: a, run: 'echo ${nope.output}'}\n",
-                         "d.yaml:2:24", 'unknown name "nope"'),
-    "forward-ref": ("d.yaml", "steps:\n  - {id: a, run: 'echo ${b.output}'}\n  - {id: b, run: x}\n",
-                    "d.yaml:2:24", "may not have finished"),
-    "sibling-started-at-once": ("d.yaml", "steps:\n  - {id: a, run: x}\n"
-                                "  - {id: b, run: 'echo ${a.output}', depends_on: []}\n",
-                                "d.yaml:3:24", 'add "a" to the depends_on'),
-    "other-loop-body": ("d.yaml", "steps:\n  - id: l\n    kind: for_each\n    over: [1]\n"
-                        "    steps: [{id: inner, run: x}]\n"
-                        "  - {id: b, run: 'echo ${inner.output}'}\n", "d.yaml:6:24",
-                        "cannot be referenced from outside"),
+    "unknown-depends-on": (
+        "d.yaml",
+        "steps:\n  - {id: lint, run: x}\n  - {id: b, run: y, depends_on: [lnit]}\n",
+        "d.yaml:3:34",
+        'did you mean "lint"',
+    ),
+    "cycle": (
+        "d.yaml",
+        "steps:\n  - {id: a, run: x, depends_on: [b]}\n  - {id: b, run: y, depends_on: [a]}\n",
+        "d.yaml:2:",
+        "a -> b -> a",
+    ),
+    "unknown-step-ref": (
+        "d.yaml",
+        "steps:\n  - {id: a, run: 'echo ${nope.output}'}\n",
+        "d.yaml:2:24",
+        'unknown name "nope"',
+    ),
+    "forward-ref": (
+        "d.yaml",
+        "steps:\n  - {id: a, run: 'echo ${b.output}'}\n  - {id: b, run: x}\n",
+        "d.yaml:2:24",
+        "may not have finished",
+    ),
+    "sibling-started-at-once": (
+        "d.yaml",
+        "steps:\n  - {id: a, run: x}\n  - {id: b, run: 'echo ${a.output}', depends_on: []}\n",
+        "d.yaml:3:24",
+        'add "a" to the depends_on',
+    ),
+    "other-loop-body": (
+        "d.yaml",
+        "steps:\n  - id: l\n    kind: for_each\n    over: [1]\n"
+        "    steps: [{id: inner, run: x}]\n"
+        "  - {id: b, run: 'echo ${inner.output}'}\n",
+        "d.yaml:6:24",
+        "cannot be referenced from outside",
+    ),
 }
 
 
@@ -69,8 +107,10 @@ def test_validate_json_lists_every_problem(tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert report["valid"] is False
     assert [(p["line"], p["severity"]) for p in report["problems"]] == [(2, "error")]
-    (tmp_path / "d.yaml").write_text("steps:\n  - {id: a, run: x}\n  - {id: a, run: y}\n"
-                                     "  - {id: c, run: 'echo ${a.output} ${zz.output}'}\n")
+    (tmp_path / "d.yaml").write_text(
+        "steps:\n  - {id: a, run: x}\n  - {id: a, run: y}\n"
+        "  - {id: c, run: 'echo ${a.output} ${zz.output}'}\n"
+    )
     report = json.loads(run_cli("d.yaml", "validate", "--json", cwd=tmp_path).stdout)
     assert [p["line"] for p in report["problems"]] == [3, 4]
 
@@ -85,16 +125,19 @@ def test_validate_json_lists_every_problem(tmp_path: Path) -> None:
         (["-i", "mode=fast"], {"DRAWER_INPUT_TOKEN": "abcd"}, "must be one of"),
     ],
 )
-def test_bad_inputs_exit_2_naming_the_input(tmp_path: Path, args: list[str],
-                                            env: dict[str, str], message: str) -> None:
-    (tmp_path / "d.yaml").write_text(textwrap.dedent("""\
+def test_bad_inputs_exit_2_naming_the_input(
+    tmp_path: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
+    (tmp_path / "d.yaml").write_text(
+        textwrap.dedent("""\
         inputs:
           count: {type: integer, default: 1}
           token: {required: true, secret: true}
           mode: {enum: [slow, careful], default: slow}
         steps:
           - {id: a, run: 'echo ${inputs.count}'}
-    """))
+    """)
+    )
     result = run_cli("d.yaml", "run", *args, cwd=tmp_path, env=env)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
@@ -102,16 +145,17 @@ def test_bad_inputs_exit_2_naming_the_input(tmp_path: Path, args: list[str],
 
 
 def test_run_json_output_file_and_exit_codes(tmp_path: Path) -> None:
-    (tmp_path / "d.yaml").write_text(textwrap.dedent("""\
+    (tmp_path / "d.yaml").write_text(
+        textwrap.dedent("""\
         inputs:
           n: {type: integer, default: 2}
         steps:
           - {id: a, run: "echo ${inputs.n}"}
         outputs:
           n: ${a.output.stdout}
-    """))
-    result = run_cli("d.yaml", "run", "--json", "--output", "doc.json", "-i", "n=5",
-                     cwd=tmp_path)
+    """)
+    )
+    result = run_cli("d.yaml", "run", "--json", "--output", "doc.json", "-i", "n=5", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["outputs"] == {"n": "5"}
@@ -128,14 +172,16 @@ def test_run_json_output_file_and_exit_codes(tmp_path: Path) -> None:
 
 
 def test_foreach_over_a_non_list_exits_1(tmp_path: Path) -> None:
-    (tmp_path / "d.yaml").write_text(textwrap.dedent("""\
+    (tmp_path / "d.yaml").write_text(
+        textwrap.dedent("""\
         steps:
           - {id: data, run: echo hello}
           - id: each
             kind: for_each
             over: ${data.output.stdout}
             steps: [{id: x, run: 'echo ${item}'}]
-    """))
+    """)
+    )
     result = run_cli("d.yaml", "run", "--json", cwd=tmp_path)
     assert result.returncode == 1
     document = json.loads(result.stdout)
@@ -171,9 +217,9 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signal_cancels_the_run_and_leaves_no_child(tmp_path: Path, signum: int,
-                                                    code: int) -> None:
-    (tmp_path / "d.yaml").write_text(textwrap.dedent("""\
+def test_signal_cancels_the_run_and_leaves_no_child(tmp_path: Path, signum: int, code: int) -> None:
+    (tmp_path / "d.yaml").write_text(
+        textwrap.dedent("""\
         steps:
           - id: each
             kind: for_each
@@ -182,11 +228,13 @@ def test_signal_cancels_the_run_and_leaves_no_child(tmp_path: Path, signum: int,
             steps:
               - id: sleeper
                 run: sleep 60 & echo $! > child-${item}.pid; echo $$ > pid-${item}; wait
-    """))
+    """)
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "drawer", "d.yaml", "run", "--output", "doc.json",
-         "--no-progress"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "drawer", "d.yaml", "run", "--output", "doc.json", "--no-progress"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
     while len(list(tmp_path.glob("pid-*"))) < 3:

@@ -320,13 +320,30 @@ def test_drawer_outputs_and_run_document_shape(run_text: RunText) -> None:
     )
     document = result.document
     assert set(document) == {
-        "run_id", "drawer", "name", "resumed_from", "status", "started_at", "ended_at",
-        "duration", "inputs", "outputs", "steps", "error",
+        "run_id",
+        "drawer",
+        "name",
+        "resumed_from",
+        "status",
+        "started_at",
+        "ended_at",
+        "duration",
+        "inputs",
+        "outputs",
+        "steps",
+        "error",
     }
     assert document["outputs"] == {"n": 3, "text": "n is 3"}
     record = document["steps"]["a"]
-    assert set(record) == {"status", "attempts", "started_at", "ended_at", "duration",
-                           "output", "error"}
+    assert set(record) == {
+        "status",
+        "attempts",
+        "started_at",
+        "ended_at",
+        "duration",
+        "output",
+        "error",
+    }
     assert record["started_at"].endswith("Z")
 
 
@@ -348,9 +365,7 @@ def test_secret_input_is_masked_everywhere(run_text: RunText, tmp_path: Path) ->
     )
     import json
 
-    text = json.dumps(result.document) + "".join(
-        e.text for e in result.log.of(ev.OutputLine)
-    )
+    text = json.dumps(result.document) + "".join(e.text for e in result.log.of(ev.OutputLine))
     assert secret not in text
     assert result.document["inputs"]["token"] == "***"
     assert result.steps["leak"]["output"]["stdout"] == "token is ***"

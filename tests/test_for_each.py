@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import trio.testing
 
 from drawer import events as ev
 from tests.conftest import RunText
+
 
 def test_four_items_overlap_and_results_keep_input_order(run_text: RunText) -> None:
     # Every item waits (bounded) until all four have arrived, so they can only finish if
@@ -37,8 +39,9 @@ def test_four_items_overlap_and_results_keep_input_order(run_text: RunText) -> N
         """
     )
     assert result.document["status"] == "ok"
-    commands = [e for e in result.log.events
-                if isinstance(e, ev.CommandStarted | ev.CommandFinished)]
+    commands = [
+        e for e in result.log.events if isinstance(e, ev.CommandStarted | ev.CommandFinished)
+    ]
     assert [type(e) for e in commands[:4]] == [ev.CommandStarted] * 4
     results = result.steps["each"]["output"]["results"]
     assert [r["item"] for r in results] == ["a", "b", "c", "d"]
@@ -69,8 +72,9 @@ steps:
 """
 
 
-def test_stop_cancels_in_flight_and_names_lowest_own_failure(run_text: RunText,
-                                                              tmp_path: Path) -> None:
+def test_stop_cancels_in_flight_and_names_lowest_own_failure(
+    run_text: RunText, tmp_path: Path
+) -> None:
     text = LOOP_WITH_FAILURES % ("stop", 1)
     result = run_text(text)
     loop = result.steps["each"]
@@ -82,8 +86,16 @@ def test_stop_cancels_in_flight_and_names_lowest_own_failure(run_text: RunText,
     assert error["cause"]["code"] == "STEP_FAILED"
     statuses = [r["status"] for r in loop["output"]["results"]]
     # item 3's failure was tolerated, so its slot went to item 4; item 2's failure stopped it
-    assert statuses == ["cancelled", "cancelled", "failed", "failed", "cancelled",
-                        "skipped", "skipped", "skipped"]
+    assert statuses == [
+        "cancelled",
+        "cancelled",
+        "failed",
+        "failed",
+        "cancelled",
+        "skipped",
+        "skipped",
+        "skipped",
+    ]
     started = {e.index for e in result.log.of(ev.IterationStarted)}
     assert started == {0, 1, 2, 3, 4}
     assert loop["output"]["failed"] == 2
@@ -268,8 +280,7 @@ def test_sources_glob_file_and_range(run_text: RunText, tmp_path: Path) -> None:
     )
 
     def values(step: str) -> list[object]:
-        return [r["steps"]["v" + step]["output"]
-                for r in result.steps[step]["output"]["results"]]
+        return [r["steps"]["v" + step]["output"] for r in result.steps[step]["output"]["results"]]
 
     assert values("g") == ["src/b.py", "src/pkg/a.py"]
     assert values("f") == ["one", "two", "three"]
@@ -312,7 +323,7 @@ def test_parallelism_from_a_reference_and_delay_spaces_starts(run_text: RunText)
     started = result.log.of(ev.LoopStarted)[0]
     assert started.parallelism == 3
     starts = [e.clock for e in result.log.of(ev.IterationStarted)]
-    gaps = [round(later - earlier, 6) for earlier, later in zip(starts, starts[1:], strict=False)]
+    gaps = [round(later - earlier, 6) for earlier, later in itertools.pairwise(starts)]
     assert gaps == [0.2, 0.2, 0.2]
 
 

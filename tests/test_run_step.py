@@ -25,8 +25,9 @@ HOSTILE = "$(touch pwned); echo hacked `touch pwned2` 'q' \"dq\" *"
     ids=["bare", "double-quoted", "env", "command-substitution", "heredoc"],
 )
 @pytest.mark.parametrize("shell", ["bash", "sh"])
-def test_item_value_is_printed_never_executed(run_text: RunText, tmp_path: Path, command: str,
-                                              shell: str) -> None:
+def test_item_value_is_printed_never_executed(
+    run_text: RunText, tmp_path: Path, command: str, shell: str
+) -> None:
     (tmp_path / "items.json").write_text(json.dumps([HOSTILE]))
     script = "\n".join(" " * 18 + line for line in command.splitlines())
     result = run_text(
@@ -121,14 +122,17 @@ def test_unsafe_or_foreign_references_are_validation_errors(
 
 def test_python_shell_rejects_references(tmp_path: Path) -> None:
     with pytest.raises(InvalidDrawer) as caught:
-        load(tmp_path, """
+        load(
+            tmp_path,
+            """
             steps:
               - id: s
                 shell: python
                 run: print("${inputs.x}")
             inputs:
               x: {default: a}
-        """)
+        """,
+        )
     assert "os.environ" in (caught.value.problems[0].hint or "")
 
 
@@ -144,13 +148,16 @@ def test_shell_variables_written_with_double_dollar(run_text: RunText) -> None:
 
 
 def test_reference_in_single_quotes_stays_literal_with_a_warning(tmp_path: Path) -> None:
-    loaded = load(tmp_path, """
+    loaded = load(
+        tmp_path,
+        """
         steps:
           - id: s
             run: echo '${inputs.x}'
         inputs:
           x: {default: a}
-    """)
+    """,
+    )
     assert [p.severity for p in loaded.warnings] == ["warning"]
     assert "single quotes" in loaded.warnings[0].message
 

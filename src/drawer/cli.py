@@ -15,12 +15,16 @@ import typer
 from drawer import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_SIGNAL: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 VERBS = ("run", "validate")
 COMMANDS = ("merge", "schema", "help")
 
-app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
-                  context_settings={"help_option_names": ["-h", "--help"]})
+app = typer.Typer(
+    add_completion=True,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 
 TOP_HELP = f"""drawer {__version__}: run workflow files with parallel for_each.
 
@@ -130,17 +134,24 @@ def _all_steps(model: Any) -> Any:
 @app.command()
 def run(
     file: Annotated[str, typer.Argument(help="the drawer file")],
-    inputs: Annotated[list[str] | None, typer.Option(
-        "-i", "--input", metavar="NAME=VALUE", help="an input value (repeatable)")] = None,
-    as_json: Annotated[bool, typer.Option(
-        "--json", help="print only the run document (JSON) on stdout")] = False,
-    output: Annotated[Path | None, typer.Option(
-        "--output", metavar="FILE", help="also write the run document to FILE")] = None,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option("-i", "--input", metavar="NAME=VALUE", help="an input value (repeatable)"),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print only the run document (JSON) on stdout")
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", metavar="FILE", help="also write the run document to FILE"),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the summary")] = False,
-    verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="print every lifecycle event with timings")] = False,
-    no_progress: Annotated[bool, typer.Option(
-        "--no-progress", help="plain lines even on a terminal")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="print every lifecycle event with timings")
+    ] = False,
+    no_progress: Annotated[
+        bool, typer.Option("--no-progress", help="plain lines even on a terminal")
+    ] = False,
 ) -> None:
     """Run the drawer; exit 0 when it succeeded, 1 when it failed, 130/143 on a signal."""
     loaded = load_or_exit(file)
@@ -150,8 +161,9 @@ def run(
         resolved = resolve_inputs(loaded.model.inputs, inputs or [], os.environ)
     except InputError as error:
         _input_problem(loaded, error)
-    document, signum = _execute(loaded, resolved, as_json=as_json, quiet=quiet,
-                                verbose=verbose, no_progress=no_progress)
+    document, signum = _execute(
+        loaded, resolved, as_json=as_json, quiet=quiet, verbose=verbose, no_progress=no_progress
+    )
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if output is not None:
         _write_atomic(output, text)
@@ -166,10 +178,17 @@ def run(
 def _input_problem(loaded: Any, error: Any) -> NoReturn:
     from drawer.source import Problem, format_problem
 
-    position = loaded.document.source.key(("inputs", error.name)) if error.name in \
-        loaded.model.inputs else None
-    problem = Problem(str(error), position, code="INPUT_INVALID",
-                      hint="inputs are given as -i NAME=VALUE or DRAWER_INPUT_NAME")
+    position = (
+        loaded.document.source.key(("inputs", error.name))
+        if error.name in loaded.model.inputs
+        else None
+    )
+    problem = Problem(
+        str(error),
+        position,
+        code="INPUT_INVALID",
+        hint="inputs are given as -i NAME=VALUE or DRAWER_INPUT_NAME",
+    )
     sys.stderr.write(format_problem(problem, loaded.document.text, str(loaded.path)) + "\n")
     raise SystemExit(EXIT_USAGE)
 
@@ -180,8 +199,9 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def _execute(loaded: Any, resolved: Any, *, as_json: bool, quiet: bool, verbose: bool,
-             no_progress: bool) -> tuple[dict[str, Any], int | None]:
+def _execute(
+    loaded: Any, resolved: Any, *, as_json: bool, quiet: bool, verbose: bool, no_progress: bool
+) -> tuple[dict[str, Any], int | None]:
     import trio
     from rich.console import Console
 
@@ -224,8 +244,11 @@ def _execute(loaded: Any, resolved: Any, *, as_json: bool, quiet: bool, verbose:
             document = trio.run(main)
     except Exception:
         traceback.print_exc()
-        fail("internal error: please report it with the traceback above "
-             "(https://github.com/drawer-dev/drawer/issues)", EXIT_INTERNAL)
+        fail(
+            "internal error: please report it with the traceback above "
+            "(https://github.com/drawer-dev/drawer/issues)",
+            EXIT_INTERNAL,
+        )
     if not (as_json and quiet):
         print_summary(document, console)
     return document, interrupt.signal
@@ -244,8 +267,10 @@ def main(argv: list[str]) -> None:
             app(argv, prog_name="drawer")
         fail(f"unknown option {first}; usage: drawer FILE VERB [OPTIONS]")
     if len(argv) < 2:
-        fail(f"what should drawer do with {first}? usage: drawer FILE VERB; verbs: "
-             f"{', '.join(VERBS)}")
+        fail(
+            f"what should drawer do with {first}? usage: drawer FILE VERB; verbs: "
+            f"{', '.join(VERBS)}"
+        )
     verb = argv[1]
     if verb not in VERBS:
         from drawer.source import suggest

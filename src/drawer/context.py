@@ -51,8 +51,9 @@ class Masker:
     def error(self, error: ErrorInfo | None) -> ErrorInfo | None:
         if error is None or not self.secrets:
             return error
-        return ErrorInfo(error.code, self.text(error.message), error.step_path,
-                         self.error(error.cause))
+        return ErrorInfo(
+            error.code, self.text(error.message), error.step_path, self.error(error.cause)
+        )
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,14 @@ class Scope:
 
     __slots__ = ("ctx", "env", "loop", "parent", "records", "vars")
 
-    def __init__(self, ctx: RunContext, parent: Scope | None = None,
-                 variables: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-                 loop: tuple[Any, int] | None = None):
+    def __init__(
+        self,
+        ctx: RunContext,
+        parent: Scope | None = None,
+        variables: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        loop: tuple[Any, int] | None = None,
+    ):
         self.ctx = ctx
         self.parent = parent
         self.records: dict[str, StepRecord] = {}
@@ -130,8 +136,12 @@ class Scope:
         self.env: dict[str, str] = env if env is not None else (parent.env if parent else {})
         self.loop = loop
 
-    def child(self, variables: dict[str, Any], env: dict[str, str] | None = None,
-              loop: tuple[Any, int] | None = None) -> Scope:
+    def child(
+        self,
+        variables: dict[str, Any],
+        env: dict[str, str] | None = None,
+        loop: tuple[Any, int] | None = None,
+    ) -> Scope:
         """A nested scope: an iteration (with its loop item and index) or a step's body."""
         return Scope(self.ctx, self, variables, env, loop)
 

@@ -50,8 +50,9 @@ def _skip(record: StepRecord, path: str, why: str) -> None:
     record.finish(SKIPPED, error=ErrorInfo("DEPENDENCY_FAILED", why, path))
 
 
-async def run_list(ctx: RunContext, steps: Sequence[AnyStep], scope: Scope, prefix: str
-                   ) -> ListResult:
+async def run_list(
+    ctx: RunContext, steps: Sequence[AnyStep], scope: Scope, prefix: str
+) -> ListResult:
     """Run one step list: a chain in file order, or a DAG bounded by max_workers."""
     for step in steps:
         scope.records[step.id] = StepRecord()
@@ -62,15 +63,19 @@ async def run_list(ctx: RunContext, steps: Sequence[AnyStep], scope: Scope, pref
             await run_step(ctx, step, scope, path, record)
             if record.status == FAILED and step.on_failure == "stop":
                 for later in steps[index + 1 :]:
-                    _skip(scope.records[later.id], join_path(prefix, later.id),
-                          f"not run: {path} failed")
+                    _skip(
+                        scope.records[later.id],
+                        join_path(prefix, later.id),
+                        f"not run: {path} failed",
+                    )
                 return ListResult(True, record.error)
         return ListResult(False)
     return await _run_dag(ctx, steps, scope, prefix)
 
 
-async def _run_dag(ctx: RunContext, steps: Sequence[AnyStep], scope: Scope, prefix: str
-                   ) -> ListResult:
+async def _run_dag(
+    ctx: RunContext, steps: Sequence[AnyStep], scope: Scope, prefix: str
+) -> ListResult:
     deps = dependencies(steps)
     limit = 1 if ctx.serial else (ctx.max_workers or len(steps))
     pending = list(steps)
@@ -87,8 +92,11 @@ async def _run_dag(ctx: RunContext, steps: Sequence[AnyStep], scope: Scope, pref
         while pending or running:
             for step in list(pending):
                 if failure is not None:
-                    _skip(scope.records[step.id], join_path(prefix, step.id),
-                          f"not run: {failure.step_path} failed")
+                    _skip(
+                        scope.records[step.id],
+                        join_path(prefix, step.id),
+                        f"not run: {failure.step_path} failed",
+                    )
                     pending.remove(step)
                     continue
                 if running >= limit or not all(dep in finished for dep in deps[step.id]):
@@ -144,8 +152,14 @@ def evaluate_when(when: bool | str, scope: Scope) -> bool:
     return value
 
 
-async def _attempt(ctx: RunContext, step: AnyStep, scope: Scope, path: str,
-                   previous: Outcome | None, timeout: float | None) -> Outcome:
+async def _attempt(
+    ctx: RunContext,
+    step: AnyStep,
+    scope: Scope,
+    path: str,
+    previous: Outcome | None,
+    timeout: float | None,
+) -> Outcome:
     kind = KINDS[step.kind]
     if timeout is None:
         return await kind.execute(ctx, step, scope, path, previous)
@@ -161,8 +175,14 @@ def _retryable(error: ErrorInfo, policy: RetryPolicy) -> bool:
     return error.code in policy.on or error.root_cause().code in policy.on
 
 
-async def _attempts(ctx: RunContext, step: AnyStep, scope: Scope, path: str, record: StepRecord,
-                    per_attempt: float | None) -> Outcome:
+async def _attempts(
+    ctx: RunContext,
+    step: AnyStep,
+    scope: Scope,
+    path: str,
+    record: StepRecord,
+    per_attempt: float | None,
+) -> Outcome:
     policy = retry_policy(ctx, step)
     outcome: Outcome | None = None
     delay = parse_duration(policy.delay)
@@ -184,8 +204,9 @@ async def _attempts(ctx: RunContext, step: AnyStep, scope: Scope, path: str, rec
     return outcome
 
 
-async def run_step(ctx: RunContext, step: AnyStep, scope: Scope, path: str,
-                   record: StepRecord) -> None:
+async def run_step(
+    ctx: RunContext, step: AnyStep, scope: Scope, path: str, record: StepRecord
+) -> None:
     """One step: `when`, retries, its timeout, and a finished record whatever happens."""
     record.start()
     ctx.emit(ev.StepStarted(path, step.kind, trio.current_time()))
@@ -197,13 +218,17 @@ async def run_step(ctx: RunContext, step: AnyStep, scope: Scope, path: str,
     finally:
         # Cancellation may arrive as Cancelled or inside an ExceptionGroup from a nursery.
         if record.status == RUNNING:
-            record.finish(CANCELLED, ctx.partial.pop(path, None),
-                          ErrorInfo("CANCELLED", f"{path} was cancelled", path))
+            record.finish(
+                CANCELLED,
+                ctx.partial.pop(path, None),
+                ErrorInfo("CANCELLED", f"{path} was cancelled", path),
+            )
         ctx.emit(ev.StepFinished(path, step.kind, record, trio.current_time()))
 
 
-async def _run_guarded(ctx: RunContext, step: AnyStep, scope: Scope, path: str,
-                       record: StepRecord) -> Outcome | None:
+async def _run_guarded(
+    ctx: RunContext, step: AnyStep, scope: Scope, path: str, record: StepRecord
+) -> Outcome | None:
     try:
         if step.when is not None and not evaluate_when(step.when, scope):
             record.finish(SKIPPED)
@@ -263,9 +288,12 @@ class Interrupt:
     signal: int | None = None
 
 
-async def execute_run(loaded: LoadedDrawer, options: RunOptions,
-                      interrupt: Interrupt | None = None,
-                      cancel_scope: trio.CancelScope | None = None) -> dict[str, Any]:
+async def execute_run(
+    loaded: LoadedDrawer,
+    options: RunOptions,
+    interrupt: Interrupt | None = None,
+    cancel_scope: trio.CancelScope | None = None,
+) -> dict[str, Any]:
     """Run a validated drawer and return its run document (SPEC 3.2)."""
     masker = Masker(options.secrets)
     emit = ev.Emitter(options.listeners)
@@ -273,10 +301,19 @@ async def execute_run(loaded: LoadedDrawer, options: RunOptions,
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="drawer-") as tmp:
-        ctx = RunContext(loaded=loaded, run_id=run_id, inputs=options.inputs, masker=masker,
-                         emit=emit, process_limiter=trio.CapacityLimiter(1),
-                         base_env=dict(os.environ), workdir=workdir, tmpdir=Path(tmp),
-                         grace=options.grace, kill_now=options.kill_now if options.kill_now is not None else trio.Event())
+        ctx = RunContext(
+            loaded=loaded,
+            run_id=run_id,
+            inputs=options.inputs,
+            masker=masker,
+            emit=emit,
+            process_limiter=trio.CapacityLimiter(1),
+            base_env=dict(os.environ),
+            workdir=workdir,
+            tmpdir=Path(tmp),
+            grace=options.grace,
+            kill_now=options.kill_now if options.kill_now is not None else trio.Event(),
+        )
         scope = Scope(ctx)
         emit(ev.RunStarted(run_id, loaded.name, str(loaded.path)))
         status, error = OK, None
@@ -288,8 +325,9 @@ async def execute_run(loaded: LoadedDrawer, options: RunOptions,
             status = FAILED
             error = ErrorInfo(getattr(problem, "code", "EXPR_ERROR"), str(problem), None)
         if error is None:
-            status, error = await _run_top(ctx, scope, run_timeout, cancel_scope or
-                                           trio.CancelScope(), interrupt)
+            status, error = await _run_top(
+                ctx, scope, run_timeout, cancel_scope or trio.CancelScope(), interrupt
+            )
         outputs = _outputs(ctx, scope)
     ended = time.time()
     document: dict[str, Any] = {
@@ -301,21 +339,27 @@ async def execute_run(loaded: LoadedDrawer, options: RunOptions,
         "started_at": rfc3339(started),
         "ended_at": rfc3339(ended),
         "duration": round(ended - started, 3),
-        "inputs": {name: ("***" if loaded.model.inputs[name].secret else value)
-                   for name, value in options.inputs.items()},
+        "inputs": {
+            name: ("***" if loaded.model.inputs[name].secret else value)
+            for name, value in options.inputs.items()
+        },
         "outputs": outputs,
         "steps": {step_id: record.as_json() for step_id, record in scope.records.items()},
-        "error": masker.error(error).as_json() if error else None,
+        "error": error.as_json() if error else None,
     }
     document = masker.value(plain(document))
     emit(ev.RunFinished(document))
     return document
 
 
-async def _run_top(ctx: RunContext, scope: Scope, run_timeout: float | None,
-                   cancel_scope: trio.CancelScope, interrupt: Interrupt | None
-                   ) -> tuple[str, ErrorInfo | None]:
-    steps: Sequence[AnyStep] = ctx.loaded.model.steps  # type: ignore[assignment]
+async def _run_top(
+    ctx: RunContext,
+    scope: Scope,
+    run_timeout: float | None,
+    cancel_scope: trio.CancelScope,
+    interrupt: Interrupt | None,
+) -> tuple[str, ErrorInfo | None]:
+    steps: Sequence[AnyStep] = ctx.loaded.model.steps
     result = ListResult(False)
     with cancel_scope:
         if run_timeout is not None:
@@ -339,4 +383,3 @@ def _outputs(ctx: RunContext, scope: Scope) -> dict[str, Any]:
             outputs[name] = None
             ctx.emit(ev.OutputLine("", "warning", f"output {name} is null: {error}"))
     return outputs
-

@@ -68,12 +68,12 @@ def check_type(name: str, spec: InputSpec, value: Any) -> Any:
         "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
         "array": (list, tuple), "object": (dict,),
     }  # fmt: skip
-    if isinstance(value, bool) and spec.type not in ("boolean",) or not isinstance(
+    if (isinstance(value, bool) and spec.type not in ("boolean",)) or not isinstance(
         value, checks[spec.type]
     ):
         raise InputError(f'the default of input "{name}" is not a {spec.type}: {value!r}', name)
     if spec.type == "number":
-        return float(value)
+        return float(value)  # type: ignore[arg-type]  # checked above: int or float
     return list(value) if isinstance(value, tuple) else value
 
 
@@ -87,8 +87,9 @@ def parse_assignments(assignments: Sequence[str]) -> dict[str, str]:
     return pairs
 
 
-def resolve_inputs(specs: Mapping[str, InputSpec], assignments: Sequence[str],
-                   environ: Mapping[str, str]) -> ResolvedInputs:
+def resolve_inputs(
+    specs: Mapping[str, InputSpec], assignments: Sequence[str], environ: Mapping[str, str]
+) -> ResolvedInputs:
     """Typed values for every declared input: -i first, then the environment, then defaults."""
     given = parse_assignments(assignments)
     for name in given:

@@ -53,10 +53,6 @@ def _strip_tags(loc: tuple[int | str, ...]) -> PathKey:
     return tuple(part for part in loc if not (isinstance(part, str) and part.startswith("<")))
 
 
-def _tag_in(loc: tuple[int | str, ...], tag: str) -> bool:
-    return tag in loc
-
-
 def _model_fields(model: type[Any]) -> list[str]:
     fields: list[str] = []
     for name, info in model.model_fields.items():
@@ -102,16 +98,13 @@ def _step_label(data: Any, path: PathKey) -> str:
 
 def _pydantic_problems(error: ValidationError, doc: ParsedDocument) -> list[Problem]:
     problems: list[Problem] = []
-    seen: set[PathKey] = set()
     for item in error.errors():
         loc = item["loc"]
         path = _strip_tags(loc)
         label = _step_label(doc.data, path)
         kind = item["type"]
-        if _tag_in(loc, "<unknown>") or _tag_in(loc, "<source>"):
-            if path in seen or (path and path[-1] != "kind" and "<source>" not in loc):
-                continue
-            seen.add(path)
+        if kind == "union_tag_invalid" and item.get("ctx", {}).get("tag") == "<unknown>":
+            continue  # an unknown kind: reported by _kind_problems with a suggestion
         if kind == "extra_forbidden":
             key = str(path[-1])
             owner = _owner_model(loc)
@@ -124,9 +117,8 @@ def _pydantic_problems(error: ValidationError, doc: ParsedDocument) -> list[Prob
                 )
             )
             continue
-        if "<source>" in loc:
-            over = path[: path.index("over") + 1] if "over" in path else path
-            seen.add(over)
+        if kind == "union_tag_invalid" and item.get("ctx", {}).get("tag") == "<source>":
+            over = path
             problems.append(
                 Problem(
                     f"over must be a list, a ${{...}} reference, or a source{label}",
@@ -202,7 +194,7 @@ def _line_of(problem: Problem) -> tuple[int, int]:
 
 
 def load_text(text: str, path: Path) -> LoadedDrawer:
-    """Parse, type-check and validate a drawer file's text; raise InvalidDrawer with all problems."""
+    """Parse, type-check and validate a drawer file; raise InvalidDrawer with all problems."""
     from drawer.validate import check_drawer
 
     try:
@@ -210,11 +202,12 @@ def load_text(text: str, path: Path) -> LoadedDrawer:
     except ParseError as error:
         raise InvalidDrawer(error.problems, text.removeprefix("\ufeff"), path) from None
     if doc.data is None:
-        raise InvalidDrawer([Problem("the file is empty", None, hint="add steps:")], doc.text, path)
+        problem = Problem("the file is empty", None, hint="add steps:")
+        raise InvalidDrawer([problem], doc.text, path)
     if not isinstance(doc.data, dict):
         raise InvalidDrawer(
             [Problem("a drawer file is a mapping with a steps: list", doc.source.nearest(()))],
-            doc,
+            doc.text,
             path,
         )
     kind_problems = _kind_problems(doc)
@@ -222,7 +215,8 @@ def load_text(text: str, path: Path) -> LoadedDrawer:
         model = Drawer.model_validate(doc.data)
     except ValidationError as error:
         problems = kind_problems + [
-            problem for problem in _pydantic_problems(error, doc)
+            problem
+            for problem in _pydantic_problems(error, doc)
             if not any(problem.position == known.position for known in kind_problems)
         ]
         raise InvalidDrawer(sorted(problems, key=_line_of), doc.text, path) from None

@@ -145,19 +145,12 @@ def _over_shape(value: Any) -> str:
     return "<list>"
 
 
-class UnknownSource(Model):
-    """Placeholder so a mapping without glob/file/range gets a clear error."""
-
-    glob: str
-
-
 OverValue = Annotated[
     Annotated[tuple[Any, ...], Tag("<list>")]
     | Annotated[str, Tag("<reference>")]
     | Annotated[GlobSource, Tag("<glob>")]
     | Annotated[FileSource, Tag("<file>")]
-    | Annotated[RangeSource, Tag("<range>")]
-    | Annotated[UnknownSource, Tag("<source>")],
+    | Annotated[RangeSource, Tag("<range>")],
     Discriminator(_over_shape),
 ]
 
@@ -212,17 +205,10 @@ def _step_kind(value: Any) -> str:
     return "<unknown>"
 
 
-class UnknownKindStep(StepBase):
-    """Only reached for an unknown `kind`; the loader reports that before pydantic does."""
-
-    kind: Literal["run", "for_each", "value"]
-
-
 Step = Annotated[
     Annotated[RunStep, Tag("<run>")]
     | Annotated[ForEachStep, Tag("<for_each>")]
-    | Annotated[ValueStep, Tag("<value>")]
-    | Annotated[UnknownKindStep, Tag("<unknown>")],
+    | Annotated[ValueStep, Tag("<value>")],
     Discriminator(_step_kind),
 ]
 
@@ -256,5 +242,5 @@ AnyStep = RunStep | ForEachStep | ValueStep
 def body_of(step: AnyStep) -> tuple[AnyStep, ...]:
     """The nested step list of a container step (empty for leaf kinds)."""
     if isinstance(step, ForEachStep):
-        return step.steps  # type: ignore[return-value]
+        return step.steps
     return ()

@@ -123,4 +123,3 @@ class IterationRecord:
             "error": self.error.as_json() if self.error else None,
             "duration": duration,
         }
-

@@ -126,8 +126,10 @@ def parse_template(text: str) -> Template:
             continue
         close = find_closing_brace(text, found + 2)
         if close < 0:
-            raise RefError(f"unterminated reference starting at {text[found:found + 20]!r}",
-                           code="INVALID_DRAWER")
+            raise RefError(
+                f"unterminated reference starting at {text[found : found + 20]!r}",
+                code="INVALID_DRAWER",
+            )
         literal.append(text[pos:found])
         if any(literal):
             parts.append("".join(literal))

@@ -56,16 +56,22 @@ class PlainReporter:
             if self.verbose or "[" not in event.path:
                 record = event.record
                 mark = STATUS_MARK.get(record.status, "?")
-                error = f": {record.error.message}" if record.error and \
-                    record.error.code != "DEPENDENCY_FAILED" else ""
-                self.line(f"{mark} {event.path} {record.status} "
-                          f"({record.duration or 0:.2f}s){error}")
+                error = (
+                    f": {record.error.message}"
+                    if record.error and record.error.code != "DEPENDENCY_FAILED"
+                    else ""
+                )
+                self.line(
+                    f"{mark} {event.path} {record.status} ({record.duration or 0:.2f}s){error}"
+                )
         elif isinstance(event, ev.StepStarted):
             if self.verbose or "[" not in event.path:
                 self.line(f"> {event.path} started")
         elif isinstance(event, ev.StepRetrying):
-            self.line(f"↻ {event.path} attempt {event.attempt} in {event.delay:g}s "
-                      f"after {event.error.code}")
+            self.line(
+                f"↻ {event.path} attempt {event.attempt} in {event.delay:g}s "
+                f"after {event.error.code}"
+            )
         elif isinstance(event, ev.LoopStarted):
             self.loops[event.path] = LoopCounts(event.total)
             self.line(f"  {event.path}: {event.total} items, parallelism {event.parallelism}")
@@ -85,15 +91,19 @@ class PlainReporter:
         counts.done += 1
         counts.failed += event.status == "failed"
         if self.verbose:
-            self.line(f"{STATUS_MARK.get(event.status, '?')} {event.loop_path}[{event.index}] "
-                      f"{event.status}")
+            self.line(
+                f"{STATUS_MARK.get(event.status, '?')} {event.loop_path}[{event.index}] "
+                f"{event.status}"
+            )
         now = time.monotonic()
         if now - self.last_progress >= PROGRESS_EVERY:
             self.last_progress = now
             for path, loop in self.loops.items():
                 if loop.done < loop.total:
-                    self.line(f"  {path}: {loop.done}/{loop.total} done, {loop.failed} failed, "
-                              f"{loop.running} running")
+                    self.line(
+                        f"  {path}: {loop.done}/{loop.total} done, {loop.failed} failed, "
+                        f"{loop.running} running"
+                    )
 
 
 @dataclass
@@ -115,8 +125,13 @@ class LiveReporter:
         )
 
     def __enter__(self) -> LiveReporter:
-        self.live = Live(self.render(), console=self.console, refresh_per_second=8,
-                         transient=True, get_renderable=self.render)
+        self.live = Live(
+            self.render(),
+            console=self.console,
+            refresh_per_second=8,
+            transient=True,
+            get_renderable=self.render,
+        )
         self.live.__enter__()
         return self
 
@@ -140,13 +155,18 @@ class LiveReporter:
             if "[" not in event.path:
                 record = event.record
                 style = STATUS_STYLE.get(record.status, "white")
-                self.console.print(Text.assemble(
-                    (f"{STATUS_MARK.get(record.status, '?')} ", style), event.path,
-                    (f" {record.status} ({record.duration or 0:.2f}s)", "dim")))
+                self.console.print(
+                    Text.assemble(
+                        (f"{STATUS_MARK.get(record.status, '?')} ", style),
+                        event.path,
+                        (f" {record.status} ({record.duration or 0:.2f}s)", "dim"),
+                    )
+                )
         elif isinstance(event, ev.LoopStarted):
             counts = LoopCounts(event.total)
-            task = self.progress.add_task(event.path, total=event.total or 1,
-                                          counts=self.counts_text(counts))
+            task = self.progress.add_task(
+                event.path, total=event.total or 1, counts=self.counts_text(counts)
+            )
             self.loops[event.path] = (task, counts)
         elif isinstance(event, ev.IterationStarted | ev.IterationFinished):
             entry = self.loops.get(event.loop_path)
@@ -165,8 +185,9 @@ class LiveReporter:
 
     @staticmethod
     def counts_text(counts: LoopCounts) -> str:
-        return (f"{counts.done}/{counts.total} done  {counts.failed} failed  "
-                f"{counts.running} running")
+        return (
+            f"{counts.done}/{counts.total} done  {counts.failed} failed  {counts.running} running"
+        )
 
 
 def _find_record(document: dict[str, Any], step_path: str) -> dict[str, Any] | None:
@@ -198,8 +219,10 @@ def _items(record: dict[str, Any]) -> str:
 
 def print_summary(document: dict[str, Any], console: Console) -> None:
     """A table of the top-level steps, then each failure with its error and stderr tail."""
-    table = Table(title=f"{document['name']}: {document['status']} in "
-                  f"{document['duration']:.2f}s", title_justify="left")
+    table = Table(
+        title=f"{document['name']}: {document['status']} in {document['duration']:.2f}s",
+        title_justify="left",
+    )
     table.add_column("step")
     table.add_column("status")
     table.add_column("duration", justify="right")
@@ -207,8 +230,12 @@ def print_summary(document: dict[str, Any], console: Console) -> None:
     for step_id, record in document["steps"].items():
         status = record["status"]
         duration = record["duration"]
-        table.add_row(step_id, Text(status, STATUS_STYLE.get(status, "white")),
-                      f"{duration:.2f}s" if duration is not None else "", _items(record))
+        table.add_row(
+            step_id,
+            Text(status, STATUS_STYLE.get(status, "white")),
+            f"{duration:.2f}s" if duration is not None else "",
+            _items(record),
+        )
     console.print(table)
     error = document.get("error")
     if not error:
@@ -218,8 +245,9 @@ def print_summary(document: dict[str, Any], console: Console) -> None:
     while cause.get("cause"):
         cause = cause["cause"]
     if cause is not error:
-        console.print(Text(f"  caused by {cause['code']} at {cause['step_path']}: "
-                           f"{cause['message']}", "red"))
+        console.print(
+            Text(f"  caused by {cause['code']} at {cause['step_path']}: {cause['message']}", "red")
+        )
     failing = _find_record(document, cause.get("step_path") or "")
     output = failing.get("output") if failing else None
     if isinstance(output, dict) and output.get("stderr"):

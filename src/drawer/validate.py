@@ -56,8 +56,9 @@ class Checker:
 
     # ids -----------------------------------------------------------------------------------
 
-    def collect_ids(self, steps: Sequence[AnyStep], path: PathKey, container: str | None,
-                    loops: frozenset[str]) -> None:
+    def collect_ids(
+        self, steps: Sequence[AnyStep], path: PathKey, container: str | None, loops: frozenset[str]
+    ) -> None:
         list_ids = tuple(step.id for step in steps)
         for index, step in enumerate(steps):
             here = (*path, index)
@@ -65,13 +66,19 @@ class Checker:
             if step.id in self.where:
                 first = self.doc.source.value((*self.where[step.id].path, "id"))
                 line = f" (first at line {first.line})" if first else ""
-                self.error(f'duplicate step id "{step.id}"{line}', id_at,
-                           hint="step ids are unique in the whole drawer, nested steps included")
+                self.error(
+                    f'duplicate step id "{step.id}"{line}',
+                    id_at,
+                    hint="step ids are unique in the whole drawer, nested steps included",
+                )
             else:
                 self.where[step.id] = StepInfo(here, container, list_ids)
             if step.id in RESERVED_IDS or step.id in CEL_RESERVED:
-                self.error(f'"{step.id}" is a reserved name and cannot be a step id', id_at,
-                           hint="choose another id")
+                self.error(
+                    f'"{step.id}" is a reserved name and cannot be a step id',
+                    id_at,
+                    hint="choose another id",
+                )
             elif step.id in loops:
                 self.error(f'step id "{step.id}" is already a loop name in scope', id_at)
             if isinstance(step, ForEachStep):
@@ -80,12 +87,17 @@ class Checker:
                 for key, name in zip(("as", "index_as"), names, strict=True):
                     if name in loops:
                         given = key in raw
-                        what = f'loop name "{name}"' if given else \
-                            f'the default {key} "{name}" of "{step.id}"'
-                        self.error(f"{what} is already used by an enclosing loop",
-                                   self.at((*here, key)),
-                                   hint=f"a nested loop's names must differ from its parents': "
-                                   f"set {key}: to another name")
+                        what = (
+                            f'loop name "{name}"'
+                            if given
+                            else f'the default {key} "{name}" of "{step.id}"'
+                        )
+                        self.error(
+                            f"{what} is already used by an enclosing loop",
+                            self.at((*here, key)),
+                            hint=f"a nested loop's names must differ from its parents': "
+                            f"set {key}: to another name",
+                        )
                     if name in RESERVED_IDS or name in CEL_RESERVED:
                         self.error(f'"{name}" is a reserved name', self.at((*here, key)))
                 if step.as_ == step.index_as:
@@ -104,27 +116,34 @@ class Checker:
                 if dep == step.id:
                     self.error(f'step "{step.id}" depends on itself', at)
                 elif dep in self.where:
-                    self.error(f'"{dep}" in depends_on of "{step.id}" is not a sibling step', at,
-                               hint="depends_on names steps of the same list")
+                    self.error(
+                        f'"{dep}" in depends_on of "{step.id}" is not a sibling step',
+                        at,
+                        hint="depends_on names steps of the same list",
+                    )
                 else:
                     guess = suggest(dep, sorted(ids - {step.id}))
-                    self.error(f'unknown step "{dep}" in depends_on of "{step.id}"', at,
-                               hint=f'did you mean "{guess}"?' if guess else None)
+                    self.error(
+                        f'unknown step "{dep}" in depends_on of "{step.id}"',
+                        at,
+                        hint=f'did you mean "{guess}"?' if guess else None,
+                    )
         deps = dependencies(steps)
         cycle = find_cycle(deps) if len(ids) == len(steps) else None
         if cycle:
             first = next(i for i, step in enumerate(steps) if step.id == cycle[0])
-            self.error(f"dependency cycle: {' -> '.join(cycle)}",
-                       self.at((*path, first, "depends_on")),
-                       hint="remove one of these depends_on entries")
+            self.error(
+                f"dependency cycle: {' -> '.join(cycle)}",
+                self.at((*path, first, "depends_on")),
+                hint="remove one of these depends_on entries",
+            )
         for index, step in enumerate(steps):
             here = (*path, index)
             visible = outer.steps | ancestors(deps, step.id)
             scope = Scope(frozenset(visible), outer.loops, outer.container_of)
             self.check_step(step, here, scope)
             if isinstance(step, ForEachStep):
-                inner = Scope(frozenset(visible), outer.loops | {step.as_, step.index_as},
-                              step.id)
+                inner = Scope(frozenset(visible), outer.loops | {step.as_, step.index_as}, step.id)
                 self.check_list(step.steps, (*here, "steps"), inner)
 
     def check_step(self, step: AnyStep, path: PathKey, scope: Scope) -> None:
@@ -138,8 +157,11 @@ class Checker:
                 if isinstance(arg, str):
                     self.check_template(arg, (*path, "run", position), scope, step.id)
         if isinstance(step, ForEachStep) and step.parallelism == 0:
-            self.warn(f'parallelism 0 in "{step.id}" runs items one at a time',
-                      self.at((*path, "parallelism")), hint='use "all" for no limit')
+            self.warn(
+                f'parallelism 0 in "{step.id}" runs items one at a time',
+                self.at((*path, "parallelism")),
+                hint='use "all" for no limit',
+            )
 
     def check_shell(self, step: RunStep, path: PathKey, scope: Scope) -> None:
         assert isinstance(step.run, str)
@@ -150,14 +172,23 @@ class Checker:
             return
         single = template.single_ref
         if single is not None and not script.replace(single.text, "").strip():
-            self.error(f'the run of "{step.id}" is nothing but a reference', self.at(run_path),
-                       hint="a command must be written out; pass data as ${...} arguments")
+            self.error(
+                f'the run of "{step.id}" is nothing but a reference',
+                self.at(run_path),
+                hint="a command must be written out; pass data as ${...} arguments",
+            )
             return
         shell = step.shell or self.model.defaults.shell
         if shell == "python":
             for issue in find_python_refs(script):
-                self.problems.append(Problem(issue.message, self.in_scalar(run_path, issue.offset),
-                                             hint=issue.hint, severity=issue.severity))
+                self.problems.append(
+                    Problem(
+                        issue.message,
+                        self.in_scalar(run_path, issue.offset),
+                        hint=issue.hint,
+                        severity=issue.severity,
+                    )
+                )
             return
 
         def is_drawer_ref(content: str) -> bool:
@@ -171,8 +202,14 @@ class Checker:
 
         compiled, issues = compile_shell(script, is_drawer_ref)
         for issue in issues:
-            self.problems.append(Problem(issue.message, self.in_scalar(run_path, issue.offset),
-                                         hint=issue.hint, severity=issue.severity))
+            self.problems.append(
+                Problem(
+                    issue.message,
+                    self.in_scalar(run_path, issue.offset),
+                    hint=issue.hint,
+                    severity=issue.severity,
+                )
+            )
         for shell_ref in compiled.refs:
             ref = next((r for r in template.refs if r.start == shell_ref.start), None)
             if ref is not None:
@@ -200,16 +237,22 @@ class Checker:
     def check_ref(self, ref: Ref, path: PathKey, scope: Scope, owner: str | None) -> None:
         at = self.in_scalar(path, ref.start)
         if ref.path is None:
-            self.error(f"{ref.text} is not a plain path", at,
-                       hint="this version resolves plain paths such as ${step.output.lines} "
-                       "or ${inputs.name}; compute other values in a step")
+            self.error(
+                f"{ref.text} is not a plain path",
+                at,
+                hint="this version resolves plain paths such as ${step.output.lines} "
+                "or ${inputs.name}; compute other values in a step",
+            )
             return
         root, rest = ref.path[0], ref.path[1:]
         if root == "inputs":
             if rest and rest[0] not in self.model.inputs:
                 guess = suggest(rest[0], list(self.model.inputs))
-                self.error(f'{ref.text}: no input "{rest[0]}"', at,
-                           hint=f'did you mean "{guess}"?' if guess else "declare it under inputs:")
+                self.error(
+                    f'{ref.text}: no input "{rest[0]}"',
+                    at,
+                    hint=f'did you mean "{guess}"?' if guess else "declare it under inputs:",
+                )
             return
         if root == "steps":
             if not rest:
@@ -221,11 +264,21 @@ class Checker:
             return
         self.check_step_ref(ref, root, rest, at, scope, owner)
 
-    def check_step_ref(self, ref: Ref, root: str, rest: tuple[str, ...], at: Position,
-                       scope: Scope, owner: str | None) -> None:
+    def check_step_ref(
+        self,
+        ref: Ref,
+        root: str,
+        rest: tuple[str, ...],
+        at: Position,
+        scope: Scope,
+        owner: str | None,
+    ) -> None:
         if rest and rest[0] not in STEP_FIELDS:
-            self.error(f"{ref.text}: a step has output, status and error", at,
-                       hint=f"write ${{{root}.output.{'.'.join(rest)}}}")
+            self.error(
+                f"{ref.text}: a step has output, status and error",
+                at,
+                hint=f"write ${{{root}.output.{'.'.join(rest)}}}",
+            )
             return
         if root in scope.steps:
             return
@@ -233,20 +286,32 @@ class Checker:
         if info is None:
             names = sorted(set(self.where) | scope.loops | {"inputs", "env", "run", "drawer"})
             guess = suggest(root, names)
-            self.error(f'{ref.text}: unknown name "{root}"', at,
-                       hint=f'did you mean "{guess}"?' if guess else None)
+            self.error(
+                f'{ref.text}: unknown name "{root}"',
+                at,
+                hint=f'did you mean "{guess}"?' if guess else None,
+            )
         elif root == owner:
             self.error(f'{ref.text}: step "{root}" refers to itself', at)
         elif info.container is not None and (owner is None or not self.inside(owner, root)):
-            self.error(f'{ref.text}: "{root}" is inside "{info.container}" and cannot be '
-                       "referenced from outside it", at,
-                       hint=f"use the container's output: ${{{info.container}.output}}")
+            self.error(
+                f'{ref.text}: "{root}" is inside "{info.container}" and cannot be '
+                "referenced from outside it",
+                at,
+                hint=f"use the container's output: ${{{info.container}.output}}",
+            )
         elif owner is not None and info.container == scope.container_of:
-            self.error(f'{ref.text}: step "{root}" may not have finished before "{owner}" starts',
-                       at, hint=f'add "{root}" to the depends_on of "{owner}"')
+            self.error(
+                f'{ref.text}: step "{root}" may not have finished before "{owner}" starts',
+                at,
+                hint=f'add "{root}" to the depends_on of "{owner}"',
+            )
         else:
-            self.error(f'{ref.text}: step "{root}" may not have finished here', at,
-                       hint="a step may reference the steps it depends on")
+            self.error(
+                f'{ref.text}: step "{root}" may not have finished here',
+                at,
+                hint="a step may reference the steps it depends on",
+            )
 
     def inside(self, owner: str, target: str) -> bool:
         """True when `target`'s container encloses `owner`."""
@@ -265,8 +330,9 @@ class Checker:
         return node
 
 
-def strings_in(value: Any, path: PathKey, skip: frozenset[str] | set[str] = frozenset()
-               ) -> Iterator[tuple[PathKey, str]]:
+def strings_in(
+    value: Any, path: PathKey, skip: frozenset[str] | set[str] = frozenset()
+) -> Iterator[tuple[PathKey, str]]:
     """Every string inside a value with its document path, skipping some top-level keys."""
     if isinstance(value, str):
         yield path, value
@@ -282,19 +348,24 @@ def strings_in(value: Any, path: PathKey, skip: frozenset[str] | set[str] = froz
 def check_drawer(model: Drawer, doc: ParsedDocument, path: Path) -> list[Problem]:
     """Every semantic problem of a schema-valid drawer, errors and warnings."""
     checker = Checker(model, doc)
-    checker.collect_ids(model.steps, ("steps",), None, frozenset())  # type: ignore[arg-type]
+    checker.collect_ids(model.steps, ("steps",), None, frozenset())
     top = Scope(frozenset(), frozenset())
     for key in ("env", "execution", "defaults"):
         for key_path, text in strings_in(doc.data.get(key), (key,)):
             checker.check_template(text, key_path, top, None)
     for name, spec in model.inputs.items():
         if spec.secret and isinstance(spec.default, str) and 0 < len(spec.default) < 4:
-            checker.error(f'the default of secret input "{name}" is shorter than 4 characters',
-                          checker.at(("inputs", name, "default")))
-    checker.check_list(model.steps, ("steps",), top)  # type: ignore[arg-type]
+            checker.error(
+                f'the default of secret input "{name}" is shorter than 4 characters',
+                checker.at(("inputs", name, "default")),
+            )
+    checker.check_list(model.steps, ("steps",), top)
     everything = Scope(frozenset(step.id for step in model.steps), frozenset())
     for key_path, text in strings_in(doc.data.get("outputs"), ("outputs",)):
         checker.check_template(text, key_path, everything, None)
-    return sorted(checker.problems,
-                  key=lambda problem: (problem.position.line, problem.position.col)
-                  if problem.position else (0, 0))
+    return sorted(
+        checker.problems,
+        key=lambda problem: (
+            (problem.position.line, problem.position.col) if problem.position else (0, 0)
+        ),
+    )

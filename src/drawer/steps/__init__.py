@@ -12,7 +12,7 @@ class StepKind(Protocol):
     """A step kind: how one attempt of a step of this kind runs."""
 
     @property
-    def TIMEOUT_PER_ATTEMPT(self) -> bool:  # noqa: N802 - module constant
+    def TIMEOUT_PER_ATTEMPT(self) -> bool:
         """True when `timeout` bounds each attempt (run) rather than the whole step."""
 
     async def execute(

@@ -55,8 +55,9 @@ def open_items(ctx: RunContext, step: ForEachStep, scope: Scope) -> Items:
     over = step.over
     if isinstance(over, GlobSource):
         pattern = str(interpolate(over.glob, scope.lookup))
-        matches = glob.glob(pattern, root_dir=ctx.workdir, recursive=True,
-                            include_hidden=pattern.startswith("."))
+        matches = glob.glob(
+            pattern, root_dir=ctx.workdir, recursive=True, include_hidden=pattern.startswith(".")
+        )
         files = sorted(match for match in matches if (ctx.workdir / match).is_file())
         return Items(len(files), files)
     if isinstance(over, FileSource):
@@ -121,8 +122,9 @@ def resolve_parallelism(value: Any, scope: Scope, total: int) -> int:
     if value == "all":
         return max(total, 1)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise RefError(f"parallelism must be an integer >= 0 or \"all\", got {value!r}",
-                       code="EXPR_ERROR")
+        raise RefError(
+            f'parallelism must be an integer >= 0 or "all", got {value!r}', code="EXPR_ERROR"
+        )
     return max(value, 1)
 
 
@@ -153,8 +155,14 @@ class _LoopState:
             self.first_failure = iteration
 
 
-async def run_iteration(ctx: RunContext, step: ForEachStep, scope: Scope, path: str,
-                        iteration: IterationRecord, env: dict[str, str]) -> None:
+async def run_iteration(
+    ctx: RunContext,
+    step: ForEachStep,
+    scope: Scope,
+    path: str,
+    iteration: IterationRecord,
+    env: dict[str, str],
+) -> None:
     """One item through the body; the record ends ok, failed or cancelled."""
     variables = {step.as_: iteration.item, step.index_as: iteration.index}
     child = scope.child(variables, env, loop=(iteration.item, iteration.index))
@@ -170,12 +178,12 @@ async def run_iteration(ctx: RunContext, step: ForEachStep, scope: Scope, path: 
         if iteration.status == RUNNING:
             iteration.status = CANCELLED
         iteration.ended_at = time.time()
-        ctx.emit(ev.IterationFinished(path, iteration.index, iteration.status,
-                                      trio.current_time()))
+        ctx.emit(ev.IterationFinished(path, iteration.index, iteration.status, trio.current_time()))
 
 
-async def execute(ctx: RunContext, step: ForEachStep, scope: Scope, path: str,
-                  previous: Outcome | None) -> Outcome:
+async def execute(
+    ctx: RunContext, step: ForEachStep, scope: Scope, path: str, previous: Outcome | None
+) -> Outcome:
     """Run every item under the loop's parallelism and failure policy."""
     try:
         items = open_items(ctx, step, scope)
@@ -185,8 +193,9 @@ async def execute(ctx: RunContext, step: ForEachStep, scope: Scope, path: str,
     except NotAList as error:
         return Outcome(None, ErrorInfo("FOREACH_NOT_A_LIST", str(error), path))
     except (RefError, ValueError, OSError) as error:
-        code = getattr(error, "code", "FOREACH_NOT_A_LIST" if isinstance(error, OSError)
-                       else "EXPR_ERROR")
+        code = getattr(
+            error, "code", "FOREACH_NOT_A_LIST" if isinstance(error, OSError) else "EXPR_ERROR"
+        )
         return Outcome(None, ErrorInfo(code, str(error), path))
     output = ForEachOutput(items.total, step.collect == "all")
     reuse = previous.output if previous and isinstance(previous.output, ForEachOutput) else None
@@ -246,15 +255,16 @@ def _closed(iteration: IterationRecord, status: str) -> IterationRecord:
     return iteration
 
 
-def _loop_error(path: str, output: ForEachOutput, first: IterationRecord | None,
-                limit: int) -> ErrorInfo:
+def _loop_error(
+    path: str, output: ForEachOutput, first: IterationRecord | None, limit: int
+) -> ErrorInfo:
     failed = output.counts[FAILED]
     allowed = f" (tolerate {limit})" if limit else ""
     message = f"{failed} of {output.total} iterations failed{allowed}"
     cause = None
     if first is not None:
-        cause = first.error or ErrorInfo("STEP_FAILED", f"{path}[{first.index}] failed",
-                                         f"{path}[{first.index}]")
+        cause = first.error or ErrorInfo(
+            "STEP_FAILED", f"{path}[{first.index}] failed", f"{path}[{first.index}]"
+        )
         message += f"; first: {cause.step_path}: {cause.message}"
     return ErrorInfo("FOREACH_ITEM_FAILED", message, path, cause)
-

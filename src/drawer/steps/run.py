@@ -61,8 +61,9 @@ def step_env(step: Any, scope: Scope) -> dict[str, str]:
         return scope.env
     env = dict(scope.env)
     for name, value in step.env.items():
-        env[name] = as_env_text(interpolate(value, scope.lookup) if isinstance(value, str)
-                                else value)
+        env[name] = as_env_text(
+            interpolate(value, scope.lookup) if isinstance(value, str) else value
+        )
     return env
 
 
@@ -72,8 +73,9 @@ def _write_value_file(ctx: RunContext, name: str, text: str) -> str:
     return str(path)
 
 
-def _shell_command(ctx: RunContext, step: RunStep, scope: Scope, env: dict[str, str]
-                   ) -> tuple[str, ...]:
+def _shell_command(
+    ctx: RunContext, step: RunStep, scope: Scope, env: dict[str, str]
+) -> tuple[str, ...]:
     assert isinstance(step.run, str)
     template = _compiled(step.run)
     as_file: set[int] = set()
@@ -156,8 +158,9 @@ def decode(data: bytes) -> str:
     return text
 
 
-def command_output(result: CommandResult, values: dict[str, str], keep: int,
-                   ctx: RunContext) -> dict[str, Any]:
+def command_output(
+    result: CommandResult, values: dict[str, str], keep: int, ctx: RunContext
+) -> dict[str, Any]:
     """The output object of a run step, secrets masked."""
     mask = ctx.masker.text if ctx.masker else (lambda text: text)
     stdout = mask(decode(result.stdout))
@@ -168,9 +171,12 @@ def command_output(result: CommandResult, values: dict[str, str], keep: int,
         lines = [line.removesuffix("\r") for line in stdout.split("\n")]
         lines = [line for line in lines if line.strip()]
         stripped = stdout.strip()
-        if stripped[:1] in ('{', '[', '"') or stripped[:1].isdigit() or stripped in (
-            "true", "false", "null"
-        ) or stripped[:1] == "-":
+        if (
+            stripped[:1] in ("{", "[", '"')
+            or stripped[:1].isdigit()
+            or stripped in ("true", "false", "null")
+            or stripped[:1] == "-"
+        ):
             try:
                 parsed = json.loads(stripped)
             except ValueError:
@@ -187,13 +193,17 @@ def command_output(result: CommandResult, values: dict[str, str], keep: int,
     }
 
 
-async def execute(ctx: RunContext, step: RunStep, scope: Scope, path: str,
-                  previous: Outcome | None) -> Outcome:
+async def execute(
+    ctx: RunContext, step: RunStep, scope: Scope, path: str, previous: Outcome | None
+) -> Outcome:
     """Run the command once, holding a slot of the run's process budget only while it runs."""
     try:
         env = _command_env(ctx, step, scope)
-        argv = _shell_command(ctx, step, scope, env) if isinstance(step.run, str) else \
-            _argv(step, scope)
+        argv = (
+            _shell_command(ctx, step, scope, env)
+            if isinstance(step.run, str)
+            else _argv(step, scope)
+        )
         stdin = interpolate(step.stdin, scope.lookup) if step.stdin is not None else None
         cwd = None
         if step.cwd is not None:

@@ -10,8 +10,9 @@ from drawer.refs import RefError, interpolate_deep
 TIMEOUT_PER_ATTEMPT = False
 
 
-async def execute(ctx: RunContext, step: ValueStep, scope: Scope, path: str,
-                  previous: Outcome | None) -> Outcome:
+async def execute(
+    ctx: RunContext, step: ValueStep, scope: Scope, path: str, previous: Outcome | None
+) -> Outcome:
     """The resolved value is the output."""
     try:
         return Outcome(ctx.masker.value(interpolate_deep(step.value, scope.lookup)))
