@@ -271,12 +271,14 @@ def bench_fanout(drawer: list[str], workdir: Path, repeats: int) -> list[Row]:
     return rows
 
 
-def timed_xargs_argv(count: int, command: list[str], cwd: Path) -> float:
-    """Wall seconds of `seq COUNT | xargs -P 8 -I{} COMMAND...` (a real two-process pipeline)."""
+def timed_xargs_argv(
+    count: int, command: list[str], cwd: Path, parallelism: int = FAN_PARALLELISM
+) -> float:
+    """Wall seconds of `seq COUNT | xargs -P N -I{} COMMAND...` (a real two-process pipeline)."""
     start = time.perf_counter()
     seq = subprocess.Popen(["seq", str(count)], cwd=cwd, stdout=subprocess.PIPE)
     xargs = subprocess.run(
-        ["xargs", "-P", str(FAN_PARALLELISM), "-I{}", *command],
+        ["xargs", "-P", str(parallelism), "-I{}", *command],
         cwd=cwd,
         stdin=seq.stdout,
         stdout=subprocess.DEVNULL,
@@ -312,6 +314,13 @@ def bench_efficiency(drawer: list[str], workdir: Path, repeats: int) -> list[Row
             return max(ends) - min(starts)
 
         span, spans = median_of(once, repeats)
+        reference, reference_samples = median_of(
+            lambda: timed_xargs_argv(
+                EFF_ITEMS, ["bash", "-e", "-o", "pipefail", "-c", f"sleep {EFF_SLEEP}"], workdir,
+                parallelism=EFF_ITEMS,
+            ),
+            repeats,
+        )  # fmt: skip
         ratio = span / EFF_SLEEP
         setting = f"max_processes={max_processes}" if max_processes else "default max_processes"
         rows.append(Row(
@@ -319,7 +328,12 @@ def bench_efficiency(drawer: list[str], workdir: Path, repeats: int) -> list[Row
             unit="s", drawer=span, baseline=EFF_SLEEP, ratio=ratio, target="<= 1.1x ideal",
             passed=ratio <= 1.1,
             detail={"span_samples": spans, "loop_duration_samples": loop_durations[1:],
-                    "measure": "first iteration start to last iteration end (ms timestamps)"},
+                    "measure": "first iteration start to last iteration end (ms timestamps)",
+                    "note": f"same sleeps via xargs -P {EFF_ITEMS} bash -c: {reference:.3f} s "
+                            f"({reference / EFF_SLEEP:.2f}x ideal)",
+                    "xargs_reference_s": reference, "xargs_reference_samples": reference_samples,
+                    "xargs_reference": f"seq {EFF_ITEMS} | xargs -P {EFF_ITEMS} -I{{}} "
+                                       f"bash -e -o pipefail -c 'sleep {EFF_SLEEP}' (wall)"},
         ))  # fmt: skip
     return rows
 
@@ -434,18 +448,22 @@ def print_table(rows: list[Row]) -> None:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)))
         if n == 0:
             print("  ".join("-" * width for width in widths))
+    for row in rows:
+        if "note" in row.detail:
+            print(f"  note, {row.name}: {row.detail['note']}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="1 repetition instead of 3")
+    parser.add_argument("--repeats", type=int, help="repetitions of the wall-time rows")
     parser.add_argument("--output", type=Path, default=HERE / "results.json")
     parser.add_argument(
         "--no-pyc-cache", action="store_true",
         help="keep the environment's bytecode setting (PYTHONDONTWRITEBYTECODE) as it is",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    repeats = 1 if args.quick else 3
+    repeats = args.repeats or (1 if args.quick else 3)
     startup_runs = 5 if args.quick else 15
     drawer = drawer_command()
     rows: list[Row] = []

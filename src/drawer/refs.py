@@ -180,6 +180,10 @@ def walk_path(value: Any, path: tuple[str, ...], ref_text: str) -> Any:
             current = as_json()
         where = ".".join(path[:depth]) or "the value"
         if isinstance(current, Mapping):
+            if segment in ("lines", "json") and "exit_code" in current and current["lines"] is None:
+                raise RefError(f"{ref_text}: the command printed more than 64 MiB; its {segment} "
+                               "are not kept (write the output to a file instead)",
+                               code="OUTPUT_TOO_LARGE")
             if segment not in current:
                 keys = ", ".join(sorted(str(key) for key in current)) or "none"
                 raise RefError(f"{ref_text}: {where} has no key {segment!r} (keys: {keys})")
