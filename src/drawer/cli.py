@@ -164,11 +164,12 @@ def run(
     document, signum = _execute(
         loaded, resolved, as_json=as_json, quiet=quiet, verbose=verbose, no_progress=no_progress
     )
-    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    if output is not None:
-        _write_atomic(output, text)
-    if as_json:
-        sys.stdout.write(text)
+    if output is not None or as_json:
+        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        if output is not None:
+            _write_atomic(output, text)
+        if as_json:
+            sys.stdout.write(text)
     status = document["status"]
     if status == "cancelled":
         raise SystemExit(EXIT_SIGNAL.get(signum or signal.SIGINT, 130))

@@ -266,5 +266,5 @@ def _loop_error(
         cause = first.error or ErrorInfo(
             "STEP_FAILED", f"{path}[{first.index}] failed", f"{path}[{first.index}]"
         )
-        message += f"; first: {cause.step_path}: {cause.message}"
+        message += f"; first: {cause.message}"
     return ErrorInfo("FOREACH_ITEM_FAILED", message, path, cause)

@@ -1,0 +1,81 @@
+"""What a person sees: plain prefixed lines, the live display and the summary."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from drawer import events as ev
+from drawer.report import LiveReporter, PlainReporter, print_summary
+from tests.conftest import RunText
+
+LOOP = """
+steps:
+  - id: prep
+    run: echo preparing
+  - id: crawl
+    kind: for_each
+    over: [0, 1, 2, 3]
+    parallelism: 2
+    on_item_failure: continue
+    steps:
+      - id: fetch
+        run: echo "page ${item}"; if [ ${item} = 2 ]; then echo "bad gateway" >&2; exit 1; fi
+"""
+
+
+def test_plain_lines_are_prefixed_with_step_paths(run_text: RunText) -> None:
+    result = run_text(LOOP)
+    stream = io.StringIO()
+    reporter = PlainReporter(stream)
+    for event in result.log.events:
+        reporter(event)
+    text = stream.getvalue()
+    assert "[prep] preparing" in text
+    assert "[crawl[2].fetch] page 2" in text
+    assert "[crawl[2].fetch] bad gateway" in text
+    assert "crawl: 4 items, parallelism 2" in text
+    assert "✗ crawl failed" in text
+    assert "crawl[1].fetch" not in text.replace("[crawl[1].fetch] page 1", "")
+
+    verbose = io.StringIO()
+    reporter = PlainReporter(verbose, verbose=True)
+    for event in result.log.events:
+        reporter(event)
+    assert "> crawl[3] started" in verbose.getvalue()
+    assert "✓ crawl[3].fetch ok" in verbose.getvalue()
+
+    quiet = io.StringIO()
+    reporter = PlainReporter(quiet, quiet=True)
+    for event in result.log.events:
+        reporter(event)
+    assert quiet.getvalue() == ""
+
+
+def test_live_display_shows_loop_counts_and_running_steps(run_text: RunText) -> None:
+    result = run_text(LOOP)
+    console = Console(file=io.StringIO(), force_terminal=True, width=100, record=True)
+    reporter = LiveReporter(console)
+    events = result.log.events
+    finished_at = next(i for i, e in enumerate(events) if isinstance(e, ev.IterationFinished))
+    for event in events[: finished_at + 1]:
+        reporter(event)
+    console.print(reporter.render())
+    screen = console.export_text()
+    assert "crawl" in screen
+    assert "1/4 done" in screen
+    assert "running" in screen
+    assert "✓ prep ok" in screen
+
+
+def test_summary_names_the_failure_and_its_stderr_tail(run_text: RunText) -> None:
+    result = run_text(LOOP)
+    console = Console(file=io.StringIO(), width=120, record=True)
+    print_summary(result.document, console)
+    text = console.export_text()
+    assert "crawl" in text and "failed" in text
+    assert "3 / 1 / 4" in text
+    assert "FOREACH_ITEM_FAILED" in text
+    assert "crawl[2].fetch" in text
+    assert "bad gateway" in text
