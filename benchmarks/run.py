@@ -1,6 +1,6 @@
 """Benchmarks for drawer against simple baselines; prints a table and writes results.json.
 
-Usage: python benchmarks/run.py [--quick] [--output PATH]
+Usage: python benchmarks/run.py [--quick] [--repeats N] [--only NAME] [--output PATH]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ SCALE_ITEMS = 100_000
 SCALE_PARALLELISM = 100
 FILE_LINES = 1_000_000
 STARTUP_STEPS = 200
+BENCHMARKS = ("fan-out", "efficiency", "scale", "start-up")
 
 
 @dataclass
@@ -457,6 +458,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="1 repetition instead of 3")
     parser.add_argument("--repeats", type=int, help="repetitions of the wall-time rows")
+    parser.add_argument(
+        "--only", action="append", choices=BENCHMARKS,
+        help="run only this benchmark (repeatable); results.json then holds only its rows",
+    )  # fmt: skip
     parser.add_argument("--output", type=Path, default=HERE / "results.json")
     parser.add_argument(
         "--no-pyc-cache", action="store_true",
@@ -487,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
             ("start-up", lambda: bench_startup(drawer, workdir, startup_runs)),
         ]
         for label, bench in steps:
+            if args.only and label not in args.only:
+                continue
             print(f"... {label}", flush=True)
             rows.extend(bench())
     load_after = os.getloadavg()
