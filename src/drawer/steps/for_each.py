@@ -37,13 +37,24 @@ class NotAList(Exception):
     """`over` gave something other than a list (FOREACH_NOT_A_LIST)."""
 
 
-def _count_lines(path: Path) -> int:
+def _count_lines(path: Path, as_json: bool) -> int:
+    """Items in a lines/jsonl file; jsonl lines are checked here so a bad one stops the loop
+    before anything runs."""
+    count = 0
     with path.open("rb") as handle:
-        return sum(1 for line in handle if line.strip())
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                count += 1
+                if as_json:
+                    try:
+                        json.loads(line)
+                    except ValueError as error:
+                        raise NotAList(f"{path.name}:{number}: not a JSON value ({error})") from None
+    return count
 
 
 def _read_lines(path: Path, as_json: bool) -> Iterator[Any]:
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8", errors="replace") as handle:
         for line in handle:
             text = line.rstrip("\r\n")
             if text.strip():
@@ -61,13 +72,21 @@ def open_items(ctx: RunContext, step: ForEachStep, scope: Scope) -> Items:
         files = sorted(match for match in matches if (ctx.workdir / match).is_file())
         return Items(len(files), files)
     if isinstance(over, FileSource):
-        path = ctx.workdir / str(interpolate(over.file, scope.lookup))
+        name = str(interpolate(over.file, scope.lookup))
+        path = ctx.workdir / name
+        if not path.is_file():
+            raise NotAList(f"over: no file {name!r} (relative paths are taken from the "
+                           f"directory drawer runs in, {ctx.workdir})")
         if over.format == "json":
-            data = json.loads(path.read_text(encoding="utf-8"))
+            try:
+                data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+            except ValueError as error:
+                raise NotAList(f"{name}: not JSON ({error})") from None
             if not isinstance(data, list):
                 raise NotAList(f"{path} holds a JSON {type(data).__name__}, not a list")
             return Items(len(data), data)
-        return Items(_count_lines(path), _LazyLines(path, over.format == "jsonl"))
+        as_json = over.format == "jsonl"
+        return Items(_count_lines(path, as_json), _LazyLines(path, as_json))
     if isinstance(over, RangeSource):
         numbers = range(*over.range)
         return Items(len(numbers), numbers)
