@@ -251,3 +251,28 @@ def test_signal_cancels_the_run_and_leaves_no_child(tmp_path: Path, signum: int,
     assert document["error"]["code"] == "CANCELLED"
     statuses = [r["status"] for r in document["steps"]["each"]["output"]["results"]]
     assert statuses == ["cancelled"] * 3
+
+
+def test_second_sigint_kills_at_once(tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text(textwrap.dedent("""\
+        steps:
+          - id: stubborn
+            run: trap '' TERM INT; echo $$ > pid; while true; do sleep 0.1; done
+    """))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "drawer", "d.yaml", "run", "--no-progress"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    pid = int((tmp_path / "pid").read_text())
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert process.poll() is None  # waiting out the grace period: the command ignores TERM
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=10) == 130
+    assert time.monotonic() - sent < 3
+    assert not _alive(pid)

@@ -347,3 +347,29 @@ def test_retry_reruns_only_failed_iterations(run_text: RunText, tmp_path: Path) 
     assert loop["status"] == "ok"
     assert loop["attempts"] == 2
     assert sorted((tmp_path / "runs.txt").read_text().split()) == ["0", "1", "1", "2"]
+
+
+def test_missing_or_malformed_file_sources_fail_before_any_item(run_text: RunText,
+                                                                tmp_path: Path) -> None:
+    (tmp_path / "bad.jsonl").write_text('{"n": 1}\n{oops\n')
+    result = run_text(
+        """
+        steps:
+          - id: missing
+            kind: for_each
+            over: {file: nowhere.txt}
+            on_failure: continue
+            steps: [{id: a, kind: value, value: "${item}"}]
+          - id: broken
+            kind: for_each
+            over: {file: bad.jsonl, format: jsonl}
+            steps: [{id: b, run: "touch ran-${index}"}]
+        """
+    )
+    missing = result.steps["missing"]["error"]
+    assert missing["code"] == "FOREACH_NOT_A_LIST"
+    assert "no file 'nowhere.txt'" in missing["message"]
+    broken = result.steps["broken"]["error"]
+    assert broken["code"] == "FOREACH_NOT_A_LIST"
+    assert "bad.jsonl:2" in broken["message"]
+    assert not list(tmp_path.glob("ran-*"))
