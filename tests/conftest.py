@@ -68,8 +68,8 @@ def run_cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     """The drawer command line as a user runs it."""
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("GITHUB_ACTIONS", None)
+    full_env = {key: value for key, value in os.environ.items() if key != "GITHUB_ACTIONS"}
+    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "drawer", *args],
         cwd=cwd,

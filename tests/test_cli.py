@@ -276,3 +276,13 @@ def test_second_sigint_kills_at_once(tmp_path: Path) -> None:
     assert process.wait(timeout=10) == 130
     assert time.monotonic() - sent < 3
     assert not _alive(pid)
+
+
+def test_problems_become_github_annotations_under_actions(tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text("steps:\n  - id: a\n    run: x\n    tmeout: 5s\n")
+    result = run_cli("d.yaml", "validate", cwd=tmp_path, env={"GITHUB_ACTIONS": "true"})
+    assert result.returncode == 2
+    assert '::error file=d.yaml,line=4,col=5::unknown key "tmeout" in step "a" (did you mean ' \
+        '"timeout"?)' in result.stderr
+    plain = run_cli("d.yaml", "validate", cwd=tmp_path)
+    assert "::error" not in plain.stderr

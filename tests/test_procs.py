@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
+import shlex
 import signal
 import sys
 import time
@@ -167,22 +169,23 @@ def test_missing_cwd_and_cwd_that_is_a_file(tmp_path: Path) -> None:
 
 
 def test_cwd_env_and_relative_command(tmp_path: Path) -> None:
-    (tmp_path / "tool").write_text("#!/bin/sh\necho \"$FOO $(pwd)\"\n")
+    (tmp_path / "tool").write_text('#!/bin/sh\necho "$FOO $(pwd)"\n')
     (tmp_path / "tool").chmod(0o755)
     env = {"FOO": "bar", "PATH": f"{tmp_path}:/usr/bin:/bin"}
     assert run(spec("tool", env=env)).stdout == f"bar {Path.cwd()}\n".encode()
     result = run(spec("./tool", env=env, cwd=str(tmp_path), stdin=b""))
     assert result.stdout == f"bar {tmp_path}\n".encode()
+    assert run(spec("sh", env={"PATH": str(tmp_path)})).error == "command not found: sh"
 
 
 @pytest.mark.parametrize("cwd", [None, "/"])
 def test_runs_in_new_session_with_default_sigpipe(cwd: str | None) -> None:
-    code = (
-        "import os, signal\n"
-        "print(os.getsid(0) == os.getpgid(0) == os.getpid())\n"
-        "print(signal.getsignal(signal.SIGPIPE) == signal.SIG_DFL)\n"
-    )
-    assert run(python(code, cwd=cwd)).stdout == b"True\nTrue\n"
+    code = "import os; print(os.getsid(0) == os.getpgid(0) == os.getpid())"
+    assert run(python(code, cwd=cwd)).stdout == b"True\n"
+    # Python ignores SIGPIPE and SIGXFSZ; commands must not inherit that (as SigIgn in /proc).
+    status = run(spec("grep", "SigIgn", "/proc/self/status", cwd=cwd)).stdout
+    ignored = int(status.split()[1], 16)
+    assert ignored & (1 << (signal.SIGPIPE - 1) | 1 << (signal.SIGXFSZ - 1)) == 0
 
 
 def test_background_grandchild_holding_stdout_does_not_hang(tmp_path: Path) -> None:
@@ -243,6 +246,25 @@ def test_cancel_kills_leader_and_grandchild(tmp_path: Path) -> None:
     assert wait_until(lambda: is_gone(pids[1]))
 
 
+def test_grace_lets_the_group_finish_after_the_leader_died(tmp_path: Path) -> None:
+    # Like make under sh: the leader dies of SIGTERM at once, its child needs time to clean up.
+    code = (
+        "import os, signal, sys, time\n"
+        "def stop(*_):\n"
+        "    time.sleep(0.3)\n"
+        f"    open({str(tmp_path / 'cleaned')!r}, 'w').close()\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        f"open({str(tmp_path / 'pids')!r}, 'w').write(f'{{os.getpid()}}\\n')\n"
+        "time.sleep(60)\n"
+    )
+    script = f"{shlex.quote(PY)} -c {shlex.quote(code)} & wait"
+    pids, elapsed = cancel_test(tmp_path, script, grace=30)
+    assert elapsed < 10
+    assert (tmp_path / "cleaned").exists()
+    assert wait_until(lambda: all(is_gone(pid) for pid in pids))
+
+
 def test_sigterm_ignored_gets_sigkill_after_grace(tmp_path: Path) -> None:
     script = f"trap '' TERM; sleep 60 & echo $! > {tmp_path}/pids; wait"
     pids, elapsed = cancel_test(tmp_path, script, grace=0.5)
@@ -257,6 +279,35 @@ def test_kill_now_skips_the_grace_period(tmp_path: Path) -> None:
     pids, elapsed = cancel_test(tmp_path, script, grace=60, set_kill_now=True)
     assert elapsed < 10
     assert wait_until(lambda: all(is_gone(pid) for pid in pids))
+
+
+def test_process_that_left_the_group_keeps_pipes_open_until_cancelled(tmp_path: Path) -> None:
+    # setsid puts sleep in a session of its own, out of reach of the group kill; it still holds
+    # stdout, so run_command waits for it, but a cancellation ends the wait at once.
+    pidfile = tmp_path / "pids"
+    script = (
+        f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 60' & until [ -s {pidfile} ]; do :; done"
+    )
+    pids, elapsed = cancel_test(tmp_path, script, grace=30)
+    try:
+        assert elapsed < 10
+        assert not is_gone(pids[1])
+    finally:
+        os.kill(pids[1], signal.SIGKILL)
+
+
+def test_pidfd_failure_kills_and_reaps_the_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    pids: list[int] = []
+
+    def fail(pid: int, flags: int = 0) -> int:
+        pids.append(pid)
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(os, "pidfd_open", fail)
+    with pytest.raises(OSError, match="Too many open files"):
+        run(spec("sleep", "60"))
+    with pytest.raises(ProcessLookupError):
+        os.kill(pids[0], 0)
 
 
 def test_callback_error_terminates_command(tmp_path: Path) -> None:

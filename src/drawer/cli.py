@@ -70,9 +70,26 @@ def print_problems(error: Any, stream: Any = None) -> None:
     stream = stream or sys.stderr
     for problem in error.problems:
         stream.write(format_problem(problem, error.text, str(error.path)) + "\n")
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for problem in error.problems:
+            stream.write(github_annotation(problem, str(error.path)) + "\n")
     errors = sum(problem.severity == "error" for problem in error.problems)
     if errors:
         stream.write(f"{error.path}: {errors} error(s); nothing was run\n")
+
+
+def github_annotation(problem: Any, path: str) -> str:
+    """`::error file=...,line=...,col=...::message` with GitHub's escaping of data."""
+
+    def escape(text: str, property_value: bool = False) -> str:
+        text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        return text.replace(":", "%3A").replace(",", "%2C") if property_value else text
+
+    where = f"file={escape(path, True)}"
+    if problem.position is not None:
+        where += f",line={problem.position.line},col={problem.position.col}"
+    message = problem.message + (f" ({problem.hint})" if problem.hint else "")
+    return f"::{problem.severity} {where}::{escape(message)}"
 
 
 def problems_json(problems: Any, path: Path) -> list[dict[str, Any]]:

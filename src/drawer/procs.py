@@ -8,6 +8,7 @@ one trio task drives each command with a single wakeup in the common case.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -74,11 +75,9 @@ class _Buffer:
         return bytes(self.data if self.complete else self.data[-_TAIL:])
 
 
-def _find_executable(name: str, env: Mapping[str, str]) -> str:
-    """Resolve `name` like execvp does, but along the PATH of the command's own environment."""
-    if "/" in name:
-        return name
-    for directory in env.get("PATH", os.defpath).split(":"):
+def _find_executable(name: str, search_path: str) -> str:
+    """Resolve `name` along `search_path` like execvp does."""
+    for directory in search_path.split(":"):
         path = f"{directory or '.'}/{name}"
         if os.access(path, os.X_OK) and not os.path.isdir(path):
             return path
@@ -113,8 +112,14 @@ def _spawn(
         if stdin_fd is None
         else (os.POSIX_SPAWN_DUP2, stdin_fd, 0),
     ]
-    pid = os.posix_spawn(
-        _find_executable(spec.argv[0], spec.env),
+    executable = spec.argv[0]
+    search_path = spec.env.get("PATH", os.defpath)
+    if "/" not in executable and search_path != os.environ.get("PATH", os.defpath):
+        executable = _find_executable(executable, search_path)
+    # posix_spawnp searches drawer's own PATH (in the vfork child, cheaper than doing it here),
+    # which is only right when the command's PATH is the same.
+    pid = os.posix_spawnp(
+        executable,
         spec.argv,
         spec.env,
         file_actions=actions,
@@ -151,37 +156,49 @@ class _Child:
     """A started process group and the parent's ends of its pipes, driven from one task."""
 
     def __init__(self, spec: CommandSpec) -> None:
-        out_read, out_write = os.pipe()
-        err_read, err_write = os.pipe()
-        in_read, in_write = os.pipe() if spec.stdin is not None else (None, -1)
-        try:
-            self.pid, self.popen = _spawn(spec, in_read, out_write, err_write)
-        except BaseException:
-            for fd in (out_read, err_read, in_write):
-                if fd >= 0:
-                    os.close(fd)
-            raise
-        finally:
-            for fd in (out_write, err_write, in_read):
-                if fd is not None:
-                    os.close(fd)
         self.exit_code: int | None = None
         self.leader_exited = False
-        self.pidfd = os.pidfd_open(self.pid)
-        self.poller = select.epoll()
-        self.poller.register(self.pidfd, select.EPOLLIN)
+        self.pidfd = -1
+        self.stdin_fd = -1
+        self.stdin_data = memoryview(spec.stdin or b"")
         self.stdout = _Buffer(_STDOUT_LIMIT)
         self.stderr = _Buffer(_TAIL)
-        self.streams = {out_read: ("stdout", self.stdout), err_read: ("stderr", self.stderr)}
+        self.streams: dict[int, tuple[str, _Buffer]] = {}
+        self.poller = select.epoll()
+        child_ends: list[int] = []  # closed here as soon as the child has them
+        try:
+            out_read, out_write = os.pipe()
+            self.streams[out_read] = ("stdout", self.stdout)
+            child_ends.append(out_write)
+            err_read, err_write = os.pipe()
+            self.streams[err_read] = ("stderr", self.stderr)
+            child_ends.append(err_write)
+            in_read = None
+            if spec.stdin is not None:
+                in_read, self.stdin_fd = os.pipe()
+                child_ends.append(in_read)
+            self.pid, self.popen = _spawn(spec, in_read, out_write, err_write)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            for fd in child_ends:
+                os.close(fd)
+        try:
+            self.pidfd = os.pidfd_open(self.pid)
+        except BaseException:
+            self._signal_group(signal.SIGKILL)
+            self._reap()
+            self.close()
+            raise
+        self.poller.register(self.pidfd, select.EPOLLIN)
         for fd in self.streams:
             self.poller.register(fd, select.EPOLLIN)
-        self.stdin_fd = in_write
-        self.stdin_data = memoryview(spec.stdin or b"")
-        if in_write >= 0:
-            os.set_blocking(in_write, False)
+        if self.stdin_fd >= 0:
+            os.set_blocking(self.stdin_fd, False)
             self._write_stdin()
             if self.stdin_fd >= 0:
-                self.poller.register(in_write, select.EPOLLOUT)
+                self.poller.register(self.stdin_fd, select.EPOLLOUT)
 
     async def pump(self, on_output: OutputCallback | None, *, kill_on_exit: bool) -> None:
         """Feed stdin and collect output until the leader has exited and both pipes are at EOF.
@@ -193,7 +210,8 @@ class _Child:
             await trio.lowlevel.wait_readable(self.poller.fileno())
             for fd, _ in self.poller.poll(0):
                 if fd == self.pidfd:
-                    self.poller.unregister(fd)
+                    os.close(fd)  # which also takes it out of the epoll set
+                    self.pidfd = -1
                     self.leader_exited = True
                     if kill_on_exit:
                         self._signal_group(signal.SIGKILL)
@@ -206,7 +224,7 @@ class _Child:
     async def terminate(
         self, on_output: OutputCallback | None, grace: float, kill_now: trio.Event | None
     ) -> None:
-        """SIGTERM the group, give it `grace` seconds (or until kill_now) to end, then SIGKILL it."""
+        """SIGTERM the group, give it `grace` seconds (or until kill_now) to end, then SIGKILL."""
         if self.exit_code is not None:
             return  # already reaped, and the rest of its group killed
         self._signal_group(signal.SIGTERM)
@@ -246,9 +264,8 @@ class _Child:
         data = os.read(fd, _CHUNK)
         name, buffer = self.streams[fd]
         if not data:
-            self.poller.unregister(fd)
             del self.streams[fd]
-            os.close(fd)
+            os.close(fd)  # which also takes it out of the epoll set
             return
         buffer.add(data)
         if on_output is not None:
@@ -267,11 +284,10 @@ class _Child:
             self.stdin_fd = -1
 
     def _signal_group(self, signum: int) -> None:
-        # Only called while the leader is unreaped, so its pid cannot name another group.
-        try:
+        # Only called while the leader is unreaped, so its pid cannot name another group. EPERM:
+        # all that is left of the group runs as another user (setuid), which drawer cannot signal.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signum)
-        except ProcessLookupError:
-            pass
 
     def _reap(self) -> None:
         _, status = os.waitpid(self.pid, 0)

@@ -171,6 +171,15 @@ def plain(value: Any) -> Any:
 Lookup = Callable[[str], Any]
 
 
+def _describe_keys(mapping: Mapping[Any, Any], shown: int = 12) -> str:
+    keys = sorted(str(key) for key in mapping)
+    if not keys:
+        return "it has no keys"
+    if len(keys) > shown:
+        return f"it has {len(keys)} keys, such as {', '.join(keys[:shown])}"
+    return f"keys: {', '.join(keys)}"
+
+
 def walk_path(value: Any, path: tuple[str, ...], ref_text: str) -> Any:
     """Follow a plain path's segments (RFC 6901 semantics) through dicts, lists and records."""
     current = value
@@ -185,8 +194,8 @@ def walk_path(value: Any, path: tuple[str, ...], ref_text: str) -> Any:
                                "are not kept (write the output to a file instead)",
                                code="OUTPUT_TOO_LARGE")
             if segment not in current:
-                keys = ", ".join(sorted(str(key) for key in current)) or "none"
-                raise RefError(f"{ref_text}: {where} has no key {segment!r} (keys: {keys})")
+                raise RefError(f"{ref_text}: {where} has no key {segment!r} "
+                               f"({_describe_keys(current)})")
             current = current[segment]
         elif isinstance(current, list | tuple):
             if not segment.isdigit() or int(segment) >= len(current):
