@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import is_alive, run_cli
 
 BAD_FILES = {
     "malformed-yaml": ("d.yaml", "steps:\n  - id: a\n    run: [echo\n", "d.yaml:3:", "expected"),
@@ -207,15 +206,6 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert version.returncode == 0 and version.stdout.startswith("drawer ")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    return status.exists() and "State:\tZ" not in status.read_text()
-
-
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_cancels_the_run_and_leaves_no_child(tmp_path: Path, signum: int, code: int) -> None:
     (tmp_path / "d.yaml").write_text(
@@ -245,7 +235,7 @@ def test_signal_cancels_the_run_and_leaves_no_child(tmp_path: Path, signum: int,
     process.send_signal(signum)
     assert process.wait(timeout=10) == code
     assert time.monotonic() - sent < 6  # within the grace period
-    assert [pid for pid in pids if _alive(pid)] == []
+    assert [pid for pid in pids if is_alive(pid)] == []
     document = json.loads((tmp_path / "doc.json").read_text())
     assert document["status"] == "cancelled"
     assert document["error"]["code"] == "CANCELLED"
@@ -254,14 +244,18 @@ def test_signal_cancels_the_run_and_leaves_no_child(tmp_path: Path, signum: int,
 
 
 def test_second_sigint_kills_at_once(tmp_path: Path) -> None:
-    (tmp_path / "d.yaml").write_text(textwrap.dedent("""\
+    (tmp_path / "d.yaml").write_text(
+        textwrap.dedent("""\
         steps:
           - id: stubborn
             run: trap '' TERM INT; echo $$ > pid; while true; do sleep 0.1; done
-    """))
+    """)
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "drawer", "d.yaml", "run", "--no-progress"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
     while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text().strip():
@@ -275,14 +269,16 @@ def test_second_sigint_kills_at_once(tmp_path: Path) -> None:
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=10) == 130
     assert time.monotonic() - sent < 3
-    assert not _alive(pid)
+    assert not is_alive(pid)
 
 
 def test_problems_become_github_annotations_under_actions(tmp_path: Path) -> None:
     (tmp_path / "d.yaml").write_text("steps:\n  - id: a\n    run: x\n    tmeout: 5s\n")
     result = run_cli("d.yaml", "validate", cwd=tmp_path, env={"GITHUB_ACTIONS": "true"})
     assert result.returncode == 2
-    assert '::error file=d.yaml,line=4,col=5::unknown key "tmeout" in step "a" (did you mean ' \
+    assert (
+        '::error file=d.yaml,line=4,col=5::unknown key "tmeout" in step "a" (did you mean '
         '"timeout"?)' in result.stderr
+    )
     plain = run_cli("d.yaml", "validate", cwd=tmp_path)
     assert "::error" not in plain.stderr

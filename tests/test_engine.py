@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import trio.testing
 
 from drawer import events as ev
-from tests.conftest import RunText
+from tests.conftest import RunText, is_alive
 
 
 def _order(result_log: ev.EventLog) -> list[str]:
@@ -187,16 +186,7 @@ def test_timeout_ends_the_command_and_its_group(run_text: RunText, tmp_path: Pat
     assert slow["status"] == "failed"
     assert slow["error"]["code"] == "TIMEOUT"
     child = int((tmp_path / "child.pid").read_text())
-    assert not _alive(child)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    return status.exists() and "State:\tZ" not in status.read_text()
+    assert not is_alive(child)
 
 
 def test_run_timeout_fails_the_run(run_text: RunText) -> None:

@@ -349,8 +349,9 @@ def test_retry_reruns_only_failed_iterations(run_text: RunText, tmp_path: Path) 
     assert sorted((tmp_path / "runs.txt").read_text().split()) == ["0", "1", "1", "2"]
 
 
-def test_missing_or_malformed_file_sources_fail_before_any_item(run_text: RunText,
-                                                                tmp_path: Path) -> None:
+def test_missing_or_malformed_file_sources_fail_before_any_item(
+    run_text: RunText, tmp_path: Path
+) -> None:
     (tmp_path / "bad.jsonl").write_text('{"n": 1}\n{oops\n')
     result = run_text(
         """

@@ -9,7 +9,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,27 @@ def test_on_output_receives_every_chunk() -> None:
     assert b"".join(chunks["stderr"]) == result.stderr
     assert result.stdout.endswith(b"z" * 300000)
     assert result.stderr.count(b"\n") == 200
+
+
+def test_many_concurrent_commands_each_get_their_own_output() -> None:
+    # Regression: a child spawned concurrently holds copies of the other commands' fds until
+    # its exec, so fds must leave the epoll set explicitly before they are closed.
+    results: dict[int, CommandResult] = {}
+
+    async def worker(jobs: Iterator[int]) -> None:
+        for i in jobs:
+            results[i] = await run_command(spec("sh", "-c", f"echo {i}; echo e{i} >&2"))
+
+    async def main() -> None:
+        jobs = iter(range(400))
+        async with trio.open_nursery() as nursery:
+            for _ in range(8):
+                nursery.start_soon(worker, jobs)
+
+    trio.run(main)
+    for i, result in results.items():
+        assert (result.exit_code, result.stdout, result.stderr) == (0, b"%d\n" % i, b"e%d\n" % i)
+    assert len(results) == 400
 
 
 def test_command_not_found() -> None:

@@ -190,12 +190,15 @@ def walk_path(value: Any, path: tuple[str, ...], ref_text: str) -> Any:
         where = ".".join(path[:depth]) or "the value"
         if isinstance(current, Mapping):
             if segment in ("lines", "json") and "exit_code" in current and current["lines"] is None:
-                raise RefError(f"{ref_text}: the command printed more than 64 MiB; its {segment} "
-                               "are not kept (write the output to a file instead)",
-                               code="OUTPUT_TOO_LARGE")
+                raise RefError(
+                    f"{ref_text}: the command printed more than 64 MiB; its {segment} "
+                    "are not kept (write the output to a file instead)",
+                    code="OUTPUT_TOO_LARGE",
+                )
             if segment not in current:
-                raise RefError(f"{ref_text}: {where} has no key {segment!r} "
-                               f"({_describe_keys(current)})")
+                raise RefError(
+                    f"{ref_text}: {where} has no key {segment!r} ({_describe_keys(current)})"
+                )
             current = current[segment]
         elif isinstance(current, list | tuple):
             if not segment.isdigit() or int(segment) >= len(current):

@@ -10,7 +10,7 @@ from typing import Any
 from drawer.graph import ancestors, dependencies, find_cycle
 from drawer.model import CEL_RESERVED, RESERVED_IDS, AnyStep, Drawer, ForEachStep, RunStep
 from drawer.refs import ROOT_RE, Ref, RefError, parse_plain_path, parse_template
-from drawer.shell import compile_shell, find_python_refs
+from drawer.shell import ShellIssue, compile_shell, find_python_refs
 from drawer.source import ParsedDocument, PathKey, Position, Problem, suggest
 
 RUN_FIELDS = {"id": None, "dir": None, "name": None}
@@ -180,15 +180,7 @@ class Checker:
             return
         shell = step.shell or self.model.defaults.shell
         if shell == "python":
-            for issue in find_python_refs(script):
-                self.problems.append(
-                    Problem(
-                        issue.message,
-                        self.in_scalar(run_path, issue.offset),
-                        hint=issue.hint,
-                        severity=issue.severity,
-                    )
-                )
+            self.add_shell_issues(find_python_refs(script), run_path)
             return
 
         def is_drawer_ref(content: str) -> bool:
@@ -201,19 +193,18 @@ class Checker:
             return root is not None and self.is_root(root.group(0), scope)
 
         compiled, issues = compile_shell(script, is_drawer_ref)
-        for issue in issues:
-            self.problems.append(
-                Problem(
-                    issue.message,
-                    self.in_scalar(run_path, issue.offset),
-                    hint=issue.hint,
-                    severity=issue.severity,
-                )
-            )
+        self.add_shell_issues(issues, run_path)
         for shell_ref in compiled.refs:
             ref = next((r for r in template.refs if r.start == shell_ref.start), None)
             if ref is not None:
                 self.check_ref(ref, run_path, scope, step.id)
+
+    def add_shell_issues(self, issues: list[ShellIssue], run_path: PathKey) -> None:
+        for issue in issues:
+            position = self.in_scalar(run_path, issue.offset)
+            self.problems.append(
+                Problem(issue.message, position, hint=issue.hint, severity=issue.severity)
+            )
 
     def is_root(self, root: str, scope: Scope) -> bool:
         return root in RESERVED_IDS or root in scope.loops or root in self.where

@@ -49,7 +49,9 @@ def _count_lines(path: Path, as_json: bool) -> int:
                     try:
                         json.loads(line)
                     except ValueError as error:
-                        raise NotAList(f"{path.name}:{number}: not a JSON value ({error})") from None
+                        raise NotAList(
+                            f"{path.name}:{number}: not a JSON value ({error})"
+                        ) from None
     return count
 
 
@@ -75,8 +77,10 @@ def open_items(ctx: RunContext, step: ForEachStep, scope: Scope) -> Items:
         name = str(interpolate(over.file, scope.lookup))
         path = ctx.workdir / name
         if not path.is_file():
-            raise NotAList(f"over: no file {name!r} (relative paths are taken from the "
-                           f"directory drawer runs in, {ctx.workdir})")
+            raise NotAList(
+                f"over: no file {name!r} (relative paths are taken from the "
+                f"directory drawer runs in, {ctx.workdir})"
+            )
         if over.format == "json":
             try:
                 data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
