@@ -53,11 +53,10 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     return True
 
 
-async def wait_for_file(path: Path) -> str:
-    """Poll until a command has written a complete line to path and return it."""
+async def wait_for_file(path: Path) -> None:
+    """Poll until a command has written a complete line to path."""
     while not path.exists() or not path.read_text().endswith("\n"):
         await trio.sleep(0.01)
-    return path.read_text().strip()
 
 
 def test_exit_codes() -> None:
@@ -222,7 +221,7 @@ def test_background_grandchild_holding_stdout_does_not_hang(tmp_path: Path) -> N
 def cancel_test(
     tmp_path: Path, script: str, *, grace: float, set_kill_now: bool = False
 ) -> tuple[list[int], float]:
-    """Run `script` (which writes the pids to kill into pidfile), time out once they exist.
+    """Run `script`, which writes pids to tmp_path/pids; time it out once they are there.
 
     Returns the pids (leader first) and how long run_command took after the timeout.
     """

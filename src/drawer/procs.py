@@ -2,8 +2,8 @@
 
 This is the only module that creates processes. Each command becomes the leader of a new
 session (and so of its own process group); the whole group is signalled on cancellation and
-killed once the leader has exited. Linux only: waiting uses pidfds and a private epoll set, so
-one trio task drives each command with a single wakeup in the common case.
+killed once the leader has exited. Linux only: waiting uses a pidfd and a private epoll set, so
+that one trio task, without a nursery, drives each command: spawning is the dominant cost.
 """
 
 from __future__ import annotations
@@ -196,9 +196,8 @@ class _Child:
             self.poller.register(fd, select.EPOLLIN)
         if self.stdin_fd >= 0:
             os.set_blocking(self.stdin_fd, False)
+            self.poller.register(self.stdin_fd, select.EPOLLOUT)
             self._write_stdin()
-            if self.stdin_fd >= 0:
-                self.poller.register(self.stdin_fd, select.EPOLLOUT)
 
     async def pump(self, on_output: OutputCallback | None, *, kill_on_exit: bool) -> None:
         """Feed stdin and collect output until the leader has exited and both pipes are at EOF.
@@ -210,7 +209,7 @@ class _Child:
             await trio.lowlevel.wait_readable(self.poller.fileno())
             for fd, _ in self.poller.poll(0):
                 if fd == self.pidfd:
-                    os.close(fd)  # which also takes it out of the epoll set
+                    self._forget(fd)
                     self.pidfd = -1
                     self.leader_exited = True
                     if kill_on_exit:
@@ -265,7 +264,7 @@ class _Child:
         name, buffer = self.streams[fd]
         if not data:
             del self.streams[fd]
-            os.close(fd)  # which also takes it out of the epoll set
+            self._forget(fd)
             return
         buffer.add(data)
         if on_output is not None:
@@ -280,8 +279,14 @@ class _Child:
             written = len(self.stdin_data)
         self.stdin_data = self.stdin_data[written:]
         if not self.stdin_data:
-            os.close(self.stdin_fd)  # also drops it from the epoll set
+            self._forget(self.stdin_fd)
             self.stdin_fd = -1
+
+    def _forget(self, fd: int) -> None:
+        # Unregister explicitly: a child being spawned at this moment may still hold a copy of
+        # the fd (until its exec closes it), and then close() alone leaves it in the epoll set.
+        self.poller.unregister(fd)
+        os.close(fd)
 
     def _signal_group(self, signum: int) -> None:
         # Only called while the leader is unreaped, so its pid cannot name another group. EPERM:
