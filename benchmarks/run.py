@@ -326,8 +326,11 @@ def bench_efficiency(drawer: list[str], workdir: Path, repeats: int) -> list[Row
         setting = f"max_processes={max_processes}" if max_processes else "default max_processes"
         rows.append(Row(
             name=f"efficiency {EFF_ITEMS} x sleep {EFF_SLEEP}, P={EFF_ITEMS}, {setting}",
-            unit="s", drawer=span, baseline=EFF_SLEEP, ratio=ratio, target="<= 1.1x ideal",
-            passed=ratio <= 1.1,
+            unit="s", drawer=span, baseline=EFF_SLEEP, ratio=ratio,
+            # With the default max_processes (max(16, 4 x CPUs): 16 here) 32 sleeps run in two
+            # waves by design; the loop's own efficiency is the row with the cap raised.
+            target="<= 1.1x ideal" if max_processes else "(info: 2 waves of 16)",
+            passed=ratio <= 1.1 if max_processes else None,
             detail={"span_samples": spans, "loop_duration_samples": loop_durations[1:],
                     "measure": "first iteration start to last iteration end (ms timestamps)",
                     "note": f"same sleeps via xargs -P {EFF_ITEMS} bash -c: {reference:.3f} s "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -259,6 +260,8 @@ def _execute(
             nursery.cancel_scope.cancel()
         return document
 
+    # Everything imported so far lives as long as the run: keep it out of every GC pass.
+    gc.freeze()
     try:
         if live_reporter is not None:
             with live_reporter:
