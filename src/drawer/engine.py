@@ -141,10 +141,16 @@ def resolve_seconds(value: Any, scope: Scope) -> float | None:
     return parse_duration(resolve_scheduling(value, scope))
 
 
-def evaluate_when(when: bool | str, scope: Scope) -> bool:
+def evaluate_condition(when: bool | str, scope: Scope) -> bool:
+    """`when`/`until`: true/false, a `${...}` template, or a bare CEL expression."""
     if isinstance(when, bool):
         return when
-    value = interpolate(when, scope.lookup)
+    if "${" in when:
+        value = interpolate(when, scope.lookup)
+    else:
+        from drawer.expr import evaluate
+
+        value = evaluate(when, scope.lookup)
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     if not isinstance(value, bool):
@@ -230,7 +236,7 @@ async def _run_guarded(
     ctx: RunContext, step: AnyStep, scope: Scope, path: str, record: StepRecord
 ) -> Outcome | None:
     try:
-        if step.when is not None and not evaluate_when(step.when, scope):
+        if step.when is not None and not evaluate_condition(step.when, scope):
             record.finish(SKIPPED)
             return None
         timeout_value = step.timeout

@@ -216,10 +216,9 @@ def walk_path(value: Any, path: tuple[str, ...], ref_text: str) -> Any:
 def resolve_ref(ref: Ref, lookup: Lookup) -> Any:
     """The value of one reference; `lookup(root)` gives the value of a root name."""
     if ref.path is None:
-        raise RefError(
-            f"{ref.text} is an expression; this version of drawer resolves plain paths only",
-            code="EXPR_ERROR",
-        )
+        from drawer.expr import evaluate
+
+        return evaluate(ref.content, lookup)
     root_value = lookup(ref.path[0])
     return plain(walk_path(root_value, ref.path[1:], ref.text))
 

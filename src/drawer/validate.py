@@ -9,12 +9,14 @@ from typing import Any
 
 from drawer.graph import ancestors, dependencies, find_cycle
 from drawer.model import CEL_RESERVED, RESERVED_IDS, AnyStep, Drawer, ForEachStep, RunStep
+from drawer.expr import ExprError, compile_expression
 from drawer.refs import ROOT_RE, Ref, RefError, parse_plain_path, parse_template
 from drawer.shell import ShellIssue, compile_shell, find_python_refs
 from drawer.source import ParsedDocument, PathKey, Position, Problem, suggest
 
 RUN_FIELDS = {"id": None, "dir": None, "name": None}
 STEP_FIELDS = ("output", "status", "error")
+CONDITIONS = frozenset({"when", "until"})
 SHELL_OPERATORS = (":-", ":=", ":+", ":?", "##", "%%", "//", "^^", ",,")
 # Keys whose strings are not references (structure, or the body checked in its own scope).
 NOT_TEMPLATES = frozenset({"id", "kind", "depends_on", "name", "steps", "as", "index_as"})
@@ -151,7 +153,10 @@ class Checker:
         if isinstance(step, RunStep) and isinstance(step.run, str):
             self.check_shell(step, path, scope)
         for key_path, text in strings_in(raw, path, skip=NOT_TEMPLATES | {"run"}):
-            self.check_template(text, key_path, scope, step.id)
+            if key_path[-1] in CONDITIONS and "${" not in text:
+                self.check_expression(text, key_path, 0, scope, step.id)
+            else:
+                self.check_template(text, key_path, scope, step.id)
         if isinstance(step, RunStep) and not isinstance(step.run, str):
             for position, arg in enumerate(step.run):
                 if isinstance(arg, str):
@@ -228,12 +233,7 @@ class Checker:
     def check_ref(self, ref: Ref, path: PathKey, scope: Scope, owner: str | None) -> None:
         at = self.in_scalar(path, ref.start)
         if ref.path is None:
-            self.error(
-                f"{ref.text} is not a plain path",
-                at,
-                hint="this version resolves plain paths such as ${step.output.lines} "
-                "or ${inputs.name}; compute other values in a step",
-            )
+            self.check_expression(ref.content, path, ref.start + 2, scope, owner)
             return
         root, rest = ref.path[0], ref.path[1:]
         if root == "inputs":
@@ -254,6 +254,36 @@ class Checker:
                 self.error(f"{ref.text}: {root} has id, dir and name", at)
             return
         self.check_step_ref(ref, root, rest, at, scope, owner)
+
+    def check_expression(
+        self, text: str, path: PathKey, offset: int, scope: Scope, owner: str | None
+    ) -> None:
+        """A CEL expression: its syntax, and every name, step and input it reads."""
+        try:
+            compiled = compile_expression(text)
+        except ExprError as error:
+            self.error(
+                str(error),
+                self.in_scalar(path, offset + (error.offset or 0)),
+                hint="expressions are CEL: e.g. ${inputs.count * 2}, "
+                "${size(steps['emit-ids'].output.lines)}, x.status == 'ok'",
+            )
+            return
+        at = self.in_scalar(path, offset)
+        ref = Ref(text, offset, offset + len(text), None)
+        for name in compiled.names:
+            if name not in RESERVED_IDS and name not in scope.loops:
+                self.check_step_ref(ref, name, (), at, scope, owner)
+        for step_id in compiled.step_ids:
+            self.check_step_ref(ref, step_id, (), at, scope, owner)
+        for name in compiled.input_names:
+            if name not in self.model.inputs:
+                guess = suggest(name, list(self.model.inputs))
+                self.error(
+                    f'${{{text}}}: no input "{name}"',
+                    at,
+                    hint=f'did you mean "{guess}"?' if guess else "declare it under inputs:",
+                )
 
     def check_step_ref(
         self,
