@@ -81,6 +81,8 @@ class RunContext:
     kill_now: trio.Event = field(default_factory=trio.Event)
     max_workers: int | None = None
     serial: bool = False
+    subdrawers: dict[Path, LoadedDrawer] = field(default_factory=dict)
+    """Sub-drawer files already loaded in this run, by resolved path."""
     partial: dict[str, Any] = field(default_factory=dict)
     """Outputs of steps still running, by path: kept when a step is cancelled or times out."""
 
@@ -109,6 +111,7 @@ class StepsView(Mapping[str, Any]):
         scope: Scope | None = self.scope
         while scope is not None:
             seen.update(scope.records)
+            seen.update(scope.exported)
             scope = scope.parent
         return iter(sorted(seen))
 
@@ -119,7 +122,7 @@ class StepsView(Mapping[str, Any]):
 class Scope:
     """One step list's records plus the loop variables of its iteration, chained outward."""
 
-    __slots__ = ("ctx", "env", "loop", "parent", "records", "vars")
+    __slots__ = ("ctx", "env", "exported", "loop", "parent", "records", "vars")
 
     def __init__(
         self,
@@ -132,6 +135,8 @@ class Scope:
         self.ctx = ctx
         self.parent = parent
         self.records: dict[str, StepRecord] = {}
+        # Single-step branches of a finished parallel step, referable by their own ids.
+        self.exported: dict[str, StepRecord] = {}
         self.vars: dict[str, Any] = variables or {}
         self.env: dict[str, str] = env if env is not None else (parent.env if parent else {})
         self.loop = loop
@@ -148,7 +153,7 @@ class Scope:
     def find_record(self, step_id: str) -> StepRecord | None:
         scope: Scope | None = self
         while scope is not None:
-            record = scope.records.get(step_id)
+            record = scope.records.get(step_id) or scope.exported.get(step_id)
             if record is not None:
                 return record
             scope = scope.parent
@@ -160,7 +165,7 @@ class Scope:
         while scope is not None:
             if root in scope.vars:
                 return scope.vars[root]
-            record = scope.records.get(root)
+            record = scope.records.get(root) or scope.exported.get(root)
             if record is not None:
                 return record.view()
             scope = scope.parent

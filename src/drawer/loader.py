@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from drawer.model import LATER_KINDS, STEP_KINDS, Drawer, ForEachStep
+from drawer.model import STEP_KINDS, AnyStep, Drawer, child_lists
 from drawer.source import (
     ParsedDocument,
     ParseError,
@@ -67,6 +67,8 @@ def _owner_model(loc: tuple[int | str, ...]) -> type[Any] | None:
     tags = [part for part in loc[:-1] if isinstance(part, str) and part.startswith("<")]
     names: dict[str, type[Any]] = {
         "<run>": m.RunStep, "<for_each>": m.ForEachStep, "<value>": m.ValueStep,
+        "<parallel>": m.ParallelStep, "<repeat>": m.RepeatStep, "<switch>": m.SwitchStep,
+        "<drawer>": m.DrawerStep, "<wait>": m.WaitStep, "<group>": m.BranchGroup,
         "<glob>": m.GlobSource, "<file>": m.FileSource, "<range>": m.RangeSource,
     }  # fmt: skip
     if tags and tags[-1] in names and loc[-2] == tags[-1]:
@@ -78,6 +80,8 @@ def _owner_model(loc: tuple[int | str, ...]) -> type[Any] | None:
     by_key: dict[str | int, type[Any]] = {
         "execution": m.Execution, "defaults": m.Defaults, "retry": m.RetryPolicy,
     }  # fmt: skip
+    if len(stripped) >= 2 and stripped[-2] == "cases":
+        return m.SwitchCase
     if len(stripped) >= 2 and stripped[-2] == "inputs":
         return m.InputSpec
     return by_key.get(parent)
@@ -162,16 +166,8 @@ def _kind_problems(doc: ParsedDocument) -> list[Problem]:
                 continue
             here = (*path, index)
             kind = step.get("kind", "run")
-            if kind in LATER_KINDS:
-                problems.append(
-                    Problem(
-                        f'kind "{kind}" is not available in this version of drawer',
-                        doc.source.value((*here, "kind")),
-                        hint=f"kinds available: {', '.join(STEP_KINDS)}",
-                    )
-                )
-            elif kind not in STEP_KINDS:
-                guess = suggest(str(kind), STEP_KINDS + LATER_KINDS)
+            if kind not in STEP_KINDS:
+                guess = suggest(str(kind), STEP_KINDS)
                 problems.append(
                     Problem(
                         f"unknown kind {kind!r}",
@@ -182,6 +178,13 @@ def _kind_problems(doc: ParsedDocument) -> list[Problem]:
                     )
                 )
             visit(step.get("steps"), (*here, "steps"))
+            visit(step.get("branches"), (*here, "branches"))
+            visit(step.get("default"), (*here, "default"))
+            cases = step.get("cases")
+            if isinstance(cases, list):
+                for number, case in enumerate(cases):
+                    if isinstance(case, dict):
+                        visit(case.get("steps"), (*here, "cases", number, "steps"))
 
     if isinstance(doc.data, dict):
         visit(doc.data.get("steps"), ("steps",))
@@ -193,7 +196,7 @@ def _line_of(problem: Problem) -> tuple[int, int]:
     return (position.line, position.col) if position else (0, 0)
 
 
-def load_text(text: str, path: Path) -> LoadedDrawer:
+def load_text(text: str, path: Path, chain: tuple[Path, ...] = ()) -> LoadedDrawer:
     """Parse, type-check and validate a drawer file; raise InvalidDrawer with all problems."""
     from drawer.validate import check_drawer
 
@@ -222,34 +225,34 @@ def load_text(text: str, path: Path) -> LoadedDrawer:
         raise InvalidDrawer(sorted(problems, key=_line_of), doc.text, path) from None
     if kind_problems:
         raise InvalidDrawer(kind_problems, doc.text, path)
-    problems = check_drawer(model, doc, path)
+    problems = check_drawer(model, doc, path, chain)
     errors = [problem for problem in problems if problem.severity == "error"]
     if errors:
         raise InvalidDrawer(problems, doc.text, path)
     return LoadedDrawer(model, doc, path, tuple(problems))
 
 
-def load_drawer(path: Path) -> LoadedDrawer:
-    """Read and validate a drawer file from disk."""
+def load_drawer(path: Path, chain: tuple[Path, ...] = ()) -> LoadedDrawer:
+    """Read and validate a drawer file from disk; `chain` holds the files calling it."""
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:
         raise InvalidDrawer(
             [Problem(f"the file is not UTF-8 text ({error.reason})", None)], None, path
         ) from None
-    return load_text(text, path)
+    return load_text(text, path, chain)
 
 
-def iter_steps(model: Drawer) -> list[tuple[Any, PathKey]]:
+def iter_steps(model: Drawer) -> list[tuple[AnyStep, PathKey]]:
     """Every step in the file with its document path, depth first."""
-    found: list[tuple[Any, PathKey]] = []
+    found: list[tuple[AnyStep, PathKey]] = []
 
-    def visit(steps: Any, path: PathKey) -> None:
+    def visit(steps: tuple[AnyStep, ...], path: PathKey, offset: int = 0) -> None:
         for index, step in enumerate(steps):
-            here = (*path, index)
+            here = (*path, offset + index)
             found.append((step, here))
-            if isinstance(step, ForEachStep):
-                visit(step.steps, (*here, "steps"))
+            for nested in child_lists(step, step.id):
+                visit(nested.steps, (*here, *nested.keys), nested.offset)
 
     visit(model.steps, ("steps",))
     return found

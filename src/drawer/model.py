@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
-STEP_KINDS = ("run", "for_each", "value")
-LATER_KINDS = ("parallel", "repeat", "switch", "drawer", "wait")
+STEP_KINDS = ("run", "for_each", "parallel", "repeat", "switch", "drawer", "value", "wait")
 RESERVED_IDS = frozenset({"inputs", "env", "steps", "run", "drawer"})
 CEL_RESERVED = frozenset(
     {
@@ -155,6 +164,24 @@ OverValue = Annotated[
 ]
 
 
+def _check_count_or_all(name: str, value: int | str) -> int | str:
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {value}")
+    elif value != "all" and not is_reference(value):
+        raise ValueError(f'{name} must be an integer >= 0 or "all", got "{value}"')
+    return value
+
+
+def _check_tolerate(value: int | str) -> int | str:
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"tolerate must be a count >= 0, got {value}")
+    elif not re.fullmatch(r"\d+(\.\d+)?%", value.strip()) or float(value.strip()[:-1]) > 100:
+        raise ValueError(f'tolerate must be a count or a percentage like "10%", got "{value}"')
+    return value
+
+
 class ForEachStep(StepBase):
     kind: Literal["for_each"]
     over: OverValue
@@ -173,22 +200,107 @@ class ForEachStep(StepBase):
     @field_validator("parallelism")
     @classmethod
     def _check_parallelism(cls, value: int | str) -> int | str:
-        if isinstance(value, int):
-            if value < 0:
-                raise ValueError(f"parallelism must be an integer >= 0, got {value}")
-        elif value != "all" and not is_reference(value):
-            raise ValueError(f'parallelism must be an integer >= 0 or "all", got "{value}"')
+        return _check_count_or_all("parallelism", value)
+
+    _tolerate = field_validator("tolerate")(_check_tolerate)
+
+
+class BranchGroup(Model):
+    """A parallel branch that runs several steps as a list: exactly `id` and `steps`."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    steps: tuple[Step, ...]
+
+
+def _branch_shape(value: Any) -> str:
+    if isinstance(value, dict):
+        return "<group>" if "steps" in value and "kind" not in value else _step_kind(value)
+    if isinstance(value, BranchGroup):
+        return "<group>"
+    return _step_kind(value)
+
+
+class ParallelStep(StepBase):
+    kind: Literal["parallel"]
+    branches: tuple[Branch, ...] = Field(min_length=1)
+    max_parallelism: int | str = "all"
+    delay: DurationValue | None = None
+    on_branch_failure: Literal["stop", "finish", "continue"] = "stop"
+    tolerate: int | str = 0
+
+    _durations = field_validator("delay")(_check_duration)
+    _tolerate = field_validator("tolerate")(_check_tolerate)
+
+    @field_validator("max_parallelism")
+    @classmethod
+    def _check_max_parallelism(cls, value: int | str) -> int | str:
+        return _check_count_or_all("max_parallelism", value)
+
+
+class RepeatStep(StepBase):
+    kind: Literal["repeat"]
+    steps: tuple[Step, ...]
+    until: bool | str
+    max_iterations: int | str
+    delay: DurationValue | None = None
+    index_as: str = Field(default="index", pattern=NAME_PATTERN)
+    parallelism: int | str = 1
+    on_item_failure: Literal["continue", "stop"] = "continue"
+    on_exhausted: Literal["fail", "ok"] = "fail"
+
+    _durations = field_validator("delay")(_check_duration)
+
+    @field_validator("parallelism")
+    @classmethod
+    def _check_parallelism(cls, value: int | str) -> int | str:
+        return _check_count_or_all("parallelism", value)
+
+    @field_validator("max_iterations")
+    @classmethod
+    def _check_max_iterations(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"max_iterations must be an integer >= 1, got {value}")
+        if isinstance(value, str) and not is_reference(value):
+            raise ValueError(f'max_iterations must be an integer >= 1, got "{value}"')
         return value
 
-    @field_validator("tolerate")
-    @classmethod
-    def _check_tolerate(cls, value: int | str) -> int | str:
-        if isinstance(value, int):
-            if value < 0:
-                raise ValueError(f"tolerate must be a count >= 0, got {value}")
-        elif not re.fullmatch(r"\d+(\.\d+)?%", value.strip()) or float(value.strip()[:-1]) > 100:
-            raise ValueError(f'tolerate must be a count or a percentage like "10%", got "{value}"')
-        return value
+
+class SwitchCase(Model):
+    when: bool | str
+    steps: tuple[Step, ...]
+
+
+class SwitchStep(StepBase):
+    kind: Literal["switch"]
+    cases: tuple[SwitchCase, ...] = ()
+    default: tuple[Step, ...] | None = None
+
+
+class DrawerStep(StepBase):
+    kind: Literal["drawer"]
+    drawer: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class WaitStep(StepBase):
+    kind: Literal["wait"]
+    duration: DurationValue | None = None
+    until: str | None = None
+
+    _durations = field_validator("duration")(_check_duration)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> WaitStep:
+        if (self.duration is None) == (self.until is None):
+            raise ValueError("a wait step takes exactly one of duration: or until:")
+        if self.until is not None and not is_reference(self.until):
+            try:
+                datetime.fromisoformat(self.until.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(
+                    f'until must be an RFC 3339 time like 2026-01-31T12:00:00Z, got "{self.until}"'
+                ) from None
+        return self
 
 
 class ValueStep(StepBase):
@@ -208,11 +320,30 @@ def _step_kind(value: Any) -> str:
 Step = Annotated[
     Annotated[RunStep, Tag("<run>")]
     | Annotated[ForEachStep, Tag("<for_each>")]
-    | Annotated[ValueStep, Tag("<value>")],
+    | Annotated[ParallelStep, Tag("<parallel>")]
+    | Annotated[RepeatStep, Tag("<repeat>")]
+    | Annotated[SwitchStep, Tag("<switch>")]
+    | Annotated[DrawerStep, Tag("<drawer>")]
+    | Annotated[ValueStep, Tag("<value>")]
+    | Annotated[WaitStep, Tag("<wait>")],
     Discriminator(_step_kind),
 ]
 
-ForEachStep.model_rebuild()
+Branch = Annotated[
+    Annotated[BranchGroup, Tag("<group>")]
+    | Annotated[RunStep, Tag("<run>")]
+    | Annotated[ForEachStep, Tag("<for_each>")]
+    | Annotated[ParallelStep, Tag("<parallel>")]
+    | Annotated[RepeatStep, Tag("<repeat>")]
+    | Annotated[SwitchStep, Tag("<switch>")]
+    | Annotated[DrawerStep, Tag("<drawer>")]
+    | Annotated[ValueStep, Tag("<value>")]
+    | Annotated[WaitStep, Tag("<wait>")],
+    Discriminator(_branch_shape),
+]
+
+for _model in (ForEachStep, BranchGroup, ParallelStep, RepeatStep, SwitchCase, SwitchStep):
+    _model.model_rebuild()
 
 
 class Drawer(Model):
@@ -236,11 +367,52 @@ class Drawer(Model):
         return value
 
 
-AnyStep = RunStep | ForEachStep | ValueStep
+AnyStep = (
+    RunStep | ForEachStep | ParallelStep | RepeatStep | SwitchStep | DrawerStep | ValueStep
+    | WaitStep
+)  # fmt: skip
 
 
-def body_of(step: AnyStep) -> tuple[AnyStep, ...]:
-    """The nested step list of a container step (empty for leaf kinds)."""
-    if isinstance(step, ForEachStep):
-        return step.steps
-    return ()
+@dataclass(frozen=True)
+class StepList:
+    """A nested list of steps: where it sits in the document and its step-path prefix."""
+
+    steps: tuple[AnyStep, ...]
+    keys: tuple[str | int, ...]
+    prefix: str
+    group: str | None = None
+    offset: int = 0
+
+    def step_keys(self, index: int) -> tuple[str | int, ...]:
+        """The document path (below the owning step) of the list's index-th step."""
+        return (*self.keys, self.offset + index)
+
+
+def child_lists(step: AnyStep, path: str) -> list[StepList]:
+    """Every step list nested directly in a step (loop bodies, branches, cases)."""
+    if isinstance(step, ForEachStep | RepeatStep):
+        return [StepList(step.steps, ("steps",), path)]
+    if isinstance(step, SwitchStep):
+        lists = [
+            StepList(case.steps, ("cases", index, "steps"), f"{path}.{index}")
+            for index, case in enumerate(step.cases)
+        ]
+        if step.default is not None:
+            lists.append(StepList(step.default, ("default",), f"{path}.default"))
+        return lists
+    if isinstance(step, ParallelStep):
+        lists = []
+        for index, branch in enumerate(step.branches):
+            if isinstance(branch, BranchGroup):
+                lists.append(
+                    StepList(
+                        branch.steps,
+                        ("branches", index, "steps"),
+                        f"{path}.{branch.id}",
+                        group=branch.id,
+                    )
+                )
+            else:
+                lists.append(StepList((branch,), ("branches",), path, offset=index))
+        return lists
+    return []

@@ -7,9 +7,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drawer.graph import ancestors, dependencies, find_cycle
-from drawer.model import CEL_RESERVED, RESERVED_IDS, AnyStep, Drawer, ForEachStep, RunStep
 from drawer.expr import ExprError, compile_expression
+from drawer.graph import ancestors, dependencies, find_cycle
+from drawer.model import (
+    CEL_RESERVED,
+    RESERVED_IDS,
+    AnyStep,
+    Drawer,
+    DrawerStep,
+    ForEachStep,
+    ParallelStep,
+    RepeatStep,
+    RunStep,
+    StepList,
+    SwitchStep,
+    WaitStep,
+    child_lists,
+)
 from drawer.refs import ROOT_RE, Ref, RefError, parse_plain_path, parse_template
 from drawer.shell import ShellIssue, compile_shell, find_python_refs
 from drawer.source import ParsedDocument, PathKey, Position, Problem, suggest
@@ -20,6 +34,7 @@ CONDITIONS = frozenset({"when", "until"})
 SHELL_OPERATORS = (":-", ":=", ":+", ":?", "##", "%%", "//", "^^", ",,")
 # Keys whose strings are not references (structure, or the body checked in its own scope).
 NOT_TEMPLATES = frozenset({"id", "kind", "depends_on", "name", "steps", "as", "index_as"})
+STRUCTURE = NOT_TEMPLATES | {"run", "until", "branches", "cases", "default", "drawer"}
 
 
 @dataclass(frozen=True)
@@ -28,24 +43,37 @@ class Scope:
 
     steps: frozenset[str]
     loops: frozenset[str]
-    container_of: str | None = None
 
 
 @dataclass
 class StepInfo:
-    """Where a step sits: its document path and the loop whose body holds it."""
+    """Where a step sits: its document path, the container (loop body, branch, case) that
+    holds it, and the parallel step that exports it when it is a single-step branch."""
 
     path: PathKey
     container: str | None
-    list_ids: tuple[str, ...]
+    export_via: str | None = None
+
+
+def loop_names(step: AnyStep) -> dict[str, str]:
+    """The names a step binds for its body, by key: `as` and `index_as`."""
+    if isinstance(step, ForEachStep):
+        return {"as": step.as_, "index_as": step.index_as}
+    if isinstance(step, RepeatStep):
+        return {"index_as": step.index_as}
+    return {}
 
 
 @dataclass
 class Checker:
     model: Drawer
     doc: ParsedDocument
+    path: Path
+    chain: tuple[Path, ...] = ()
     problems: list[Problem] = field(default_factory=list)
     where: dict[str, StepInfo] = field(default_factory=dict)
+    parents: dict[str, str | None] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
 
     def error(self, message: str, position: Position | None, hint: str | None = None) -> None:
         self.problems.append(Problem(message, position, hint=hint))
@@ -58,63 +86,89 @@ class Checker:
 
     # ids -----------------------------------------------------------------------------------
 
+    def register(self, name: str, path: PathKey, info: StepInfo, loops: frozenset[str]) -> None:
+        id_at = self.doc.source.value((*path, "id")) or self.at(path)
+        if name in self.where:
+            first = self.doc.source.value((*self.where[name].path, "id"))
+            line = f" (first at line {first.line})" if first else ""
+            self.error(
+                f'duplicate step id "{name}"{line}',
+                id_at,
+                hint="step ids are unique in the whole drawer, nested steps included",
+            )
+        else:
+            self.where[name] = info
+        if name in RESERVED_IDS or name in CEL_RESERVED:
+            self.error(
+                f'"{name}" is a reserved name and cannot be a step id',
+                id_at,
+                hint="choose another id",
+            )
+        elif name in loops:
+            self.error(f'step id "{name}" is already a loop name in scope', id_at)
+
     def collect_ids(
-        self, steps: Sequence[AnyStep], path: PathKey, container: str | None, loops: frozenset[str]
+        self,
+        steps: Sequence[AnyStep],
+        path: PathKey,
+        container: str | None,
+        loops: frozenset[str],
+        export_via: str | None = None,
+        offset: int = 0,
     ) -> None:
-        list_ids = tuple(step.id for step in steps)
         for index, step in enumerate(steps):
-            here = (*path, index)
-            id_at = self.doc.source.value((*here, "id")) or self.at(here)
-            if step.id in self.where:
-                first = self.doc.source.value((*self.where[step.id].path, "id"))
-                line = f" (first at line {first.line})" if first else ""
-                self.error(
-                    f'duplicate step id "{step.id}"{line}',
-                    id_at,
-                    hint="step ids are unique in the whole drawer, nested steps included",
+            here = (*path, offset + index)
+            self.register(step.id, here, StepInfo(here, container, export_via), loops)
+            names = loop_names(step)
+            raw = self.node(here)
+            for key, name in names.items():
+                if name in loops:
+                    what = (
+                        f'loop name "{name}"'
+                        if key in raw
+                        else f'the default {key} "{name}" of "{step.id}"'
+                    )
+                    self.error(
+                        f"{what} is already used by an enclosing loop",
+                        self.at((*here, key)),
+                        hint=f"a nested loop's names must differ from its parents': "
+                        f"set {key}: to another name",
+                    )
+                if name in RESERVED_IDS or name in CEL_RESERVED:
+                    self.error(f'"{name}" is a reserved name', self.at((*here, key)))
+            if len(set(names.values())) < len(names):
+                self.error(f'as and index_as are both "{names["as"]}"', self.at((*here, "as")))
+            inner_loops = loops | set(names.values())
+            for number, nested in enumerate(child_lists(step, step.id)):
+                key = self.container_key(step, nested, number)
+                self.parents[key] = container
+                self.labels[key] = nested.group or step.id
+                if nested.group is not None:
+                    group_path = (*here, *nested.keys[:-1])
+                    self.register(nested.group, group_path, StepInfo(group_path, container), loops)
+                exported = step.id if isinstance(step, ParallelStep) and not nested.group else None
+                self.collect_ids(
+                    nested.steps, (*here, *nested.keys), key, inner_loops, exported, nested.offset
                 )
-            else:
-                self.where[step.id] = StepInfo(here, container, list_ids)
-            if step.id in RESERVED_IDS or step.id in CEL_RESERVED:
-                self.error(
-                    f'"{step.id}" is a reserved name and cannot be a step id',
-                    id_at,
-                    hint="choose another id",
-                )
-            elif step.id in loops:
-                self.error(f'step id "{step.id}" is already a loop name in scope', id_at)
-            if isinstance(step, ForEachStep):
-                names = (step.as_, step.index_as)
-                raw = self.node(here)
-                for key, name in zip(("as", "index_as"), names, strict=True):
-                    if name in loops:
-                        given = key in raw
-                        what = (
-                            f'loop name "{name}"'
-                            if given
-                            else f'the default {key} "{name}" of "{step.id}"'
-                        )
-                        self.error(
-                            f"{what} is already used by an enclosing loop",
-                            self.at((*here, key)),
-                            hint=f"a nested loop's names must differ from its parents': "
-                            f"set {key}: to another name",
-                        )
-                    if name in RESERVED_IDS or name in CEL_RESERVED:
-                        self.error(f'"{name}" is a reserved name', self.at((*here, key)))
-                if step.as_ == step.index_as:
-                    self.error(f'as and index_as are both "{step.as_}"', self.at((*here, "as")))
-                self.collect_ids(step.steps, (*here, "steps"), step.id, loops | set(names))
+
+    @staticmethod
+    def container_key(step: AnyStep, nested: StepList, number: int) -> str:
+        """Loop bodies are their step's id; each branch and case is a container of its own."""
+        if isinstance(step, ForEachStep | RepeatStep):
+            return step.id
+        return nested.group or f"{step.id}#{number}"
 
     # lists and references ------------------------------------------------------------------
 
-    def check_list(self, steps: Sequence[AnyStep], path: PathKey, outer: Scope) -> None:
+    def check_list(
+        self, steps: Sequence[AnyStep], path: PathKey, outer: Scope, offset: int = 0
+    ) -> None:
         ids = {step.id for step in steps}
         for index, step in enumerate(steps):
             for position, dep in enumerate(step.depends_on or ()):
                 if dep in ids and dep != step.id:
                     continue
-                at = self.at((*path, index, "depends_on", position))
+                at = self.at((*path, offset + index, "depends_on", position))
                 if dep == step.id:
                     self.error(f'step "{step.id}" depends on itself', at)
                 elif dep in self.where:
@@ -136,23 +190,37 @@ class Checker:
             first = next(i for i, step in enumerate(steps) if step.id == cycle[0])
             self.error(
                 f"dependency cycle: {' -> '.join(cycle)}",
-                self.at((*path, first, "depends_on")),
+                self.at((*path, offset + first, "depends_on")),
                 hint="remove one of these depends_on entries",
             )
         for index, step in enumerate(steps):
-            here = (*path, index)
-            visible = outer.steps | ancestors(deps, step.id)
-            scope = Scope(frozenset(visible), outer.loops, outer.container_of)
-            self.check_step(step, here, scope)
-            if isinstance(step, ForEachStep):
-                inner = Scope(frozenset(visible), outer.loops | {step.as_, step.index_as}, step.id)
-                self.check_list(step.steps, (*here, "steps"), inner)
+            here = (*path, offset + index)
+            visible = frozenset(outer.steps | ancestors(deps, step.id))
+            self.check_step(step, here, Scope(visible, outer.loops))
+            inner_loops = outer.loops | set(loop_names(step).values())
+            for nested in child_lists(step, step.id):
+                inner = Scope(visible, inner_loops)
+                self.check_list(nested.steps, (*here, *nested.keys), inner, nested.offset)
+            if isinstance(step, RepeatStep):
+                body = frozenset(visible | {body_step.id for body_step in step.steps})
+                self.check_condition(
+                    step.until, (*here, "until"), Scope(body, inner_loops), step.id
+                )
+
+    def check_condition(
+        self, condition: bool | str, path: PathKey, scope: Scope, owner: str
+    ) -> None:
+        if isinstance(condition, str):
+            if "${" in condition:
+                self.check_template(condition, path, scope, owner)
+            else:
+                self.check_expression(condition, path, 0, scope, owner)
 
     def check_step(self, step: AnyStep, path: PathKey, scope: Scope) -> None:
         raw = self.node(path)
         if isinstance(step, RunStep) and isinstance(step.run, str):
             self.check_shell(step, path, scope)
-        for key_path, text in strings_in(raw, path, skip=NOT_TEMPLATES | {"run"}):
+        for key_path, text in strings_in(raw, path, skip=STRUCTURE):
             if key_path[-1] in CONDITIONS and "${" not in text:
                 self.check_expression(text, key_path, 0, scope, step.id)
             else:
@@ -161,12 +229,71 @@ class Checker:
             for position, arg in enumerate(step.run):
                 if isinstance(arg, str):
                     self.check_template(arg, (*path, "run", position), scope, step.id)
-        if isinstance(step, ForEachStep) and step.parallelism == 0:
-            self.warn(
-                f'parallelism 0 in "{step.id}" runs items one at a time',
-                self.at((*path, "parallelism")),
-                hint='use "all" for no limit',
+        if isinstance(step, WaitStep) and step.until is not None:
+            self.check_template(step.until, (*path, "until"), scope, step.id)
+        if isinstance(step, SwitchStep):
+            for index, case in enumerate(step.cases):
+                self.check_condition(case.when, (*path, "cases", index, "when"), scope, step.id)
+        if isinstance(step, DrawerStep):
+            self.check_subdrawer(step, path)
+        for key in ("parallelism", "max_parallelism"):
+            if getattr(step, key, None) == 0:
+                self.warn(
+                    f'{key} 0 in "{step.id}" runs one at a time',
+                    self.at((*path, key)),
+                    hint='use "all" for no limit',
+                )
+
+    def check_subdrawer(self, step: DrawerStep, path: PathKey) -> None:
+        """The called file: found, valid, not part of a cycle, and given the inputs it takes."""
+        from drawer.loader import InvalidDrawer, load_drawer
+
+        at = self.at((*path, "drawer"))
+        target = (self.path.parent / step.drawer).resolve()
+        chain = (*self.chain, self.path.resolve())
+        if target in chain:
+            names = [item.name for item in chain[chain.index(target) :]] + [target.name]
+            self.error(
+                f"sub-drawer cycle: {' -> '.join(names)}",
+                at,
+                hint="a drawer cannot call itself, directly or through others",
             )
+            return
+        if not target.is_file():
+            self.error(
+                f'sub-drawer "{step.drawer}" not found (looked at {target})',
+                at,
+                hint="the path is relative to the calling file",
+            )
+            return
+        try:
+            child = load_drawer(target, chain)
+        except InvalidDrawer as invalid:
+            errors = [problem for problem in invalid.problems if problem.severity == "error"]
+            first = errors[0] if errors else invalid.problems[0]
+            where = f":{first.position.line}:{first.position.col}" if first.position else ""
+            self.error(
+                f'sub-drawer "{step.drawer}" is invalid ({len(errors)} error(s)); first: '
+                f"{target.name}{where}: {first.message}",
+                at,
+                hint=f"run: drawer {step.drawer} validate",
+            )
+            return
+        for name in step.inputs:
+            if name not in child.model.inputs:
+                guess = suggest(name, list(child.model.inputs))
+                self.error(
+                    f'sub-drawer "{step.drawer}" has no input "{name}"',
+                    self.doc.source.key((*path, "inputs", name)) or at,
+                    hint=f'did you mean "{guess}"?' if guess else None,
+                )
+        for name, spec in child.model.inputs.items():
+            if spec.required and spec.default is None and name not in step.inputs:
+                self.error(
+                    f'sub-drawer "{step.drawer}" needs input "{name}"',
+                    at,
+                    hint=f'add it under inputs: of step "{step.id}"',
+                )
 
     def check_shell(self, step: RunStep, path: PathKey, scope: Scope) -> None:
         assert isinstance(step.run, str)
@@ -301,9 +428,9 @@ class Checker:
                 hint=f"write ${{{root}.output.{'.'.join(rest)}}}",
             )
             return
-        if root in scope.steps:
-            return
         info = self.where.get(root)
+        if root in scope.steps or (info is not None and info.export_via in scope.steps):
+            return
         if info is None:
             names = sorted(set(self.where) | scope.loops | {"inputs", "env", "run", "drawer"})
             guess = suggest(root, names)
@@ -315,13 +442,17 @@ class Checker:
         elif root == owner:
             self.error(f'{ref.text}: step "{root}" refers to itself', at)
         elif info.container is not None and (owner is None or not self.inside(owner, root)):
+            label = self.labels.get(info.container, info.container)
+            hint = f'use the output of "{label}": ${{{label}.output}}'
+            if info.export_via is not None:
+                hint = f'add "{info.export_via}" to depends_on and reference ${{{root}...}}'
             self.error(
-                f'{ref.text}: "{root}" is inside "{info.container}" and cannot be '
-                "referenced from outside it",
+                f'{ref.text}: "{root}" is inside "{label}" and cannot be referenced from '
+                "outside it",
                 at,
-                hint=f"use the container's output: ${{{info.container}.output}}",
+                hint=hint,
             )
-        elif owner is not None and info.container == scope.container_of:
+        elif owner is not None and info.container == self.where[owner].container:
             self.error(
                 f'{ref.text}: step "{root}" may not have finished before "{owner}" starts',
                 at,
@@ -335,13 +466,13 @@ class Checker:
             )
 
     def inside(self, owner: str, target: str) -> bool:
-        """True when `target`'s container encloses `owner`."""
+        """True when the container holding `target` also encloses `owner`."""
         container = self.where[target].container
-        current: str | None = owner
+        current = self.where[owner].container if owner in self.where else None
         while current is not None:
             if current == container:
                 return True
-            current = self.where[current].container if current in self.where else None
+            current = self.parents.get(current)
         return False
 
     def node(self, path: PathKey) -> Any:
@@ -366,9 +497,11 @@ def strings_in(
             yield from strings_in(item, (*path, index))
 
 
-def check_drawer(model: Drawer, doc: ParsedDocument, path: Path) -> list[Problem]:
+def check_drawer(
+    model: Drawer, doc: ParsedDocument, path: Path, chain: tuple[Path, ...] = ()
+) -> list[Problem]:
     """Every semantic problem of a schema-valid drawer, errors and warnings."""
-    checker = Checker(model, doc)
+    checker = Checker(model, doc, path, chain)
     checker.collect_ids(model.steps, ("steps",), None, frozenset())
     top = Scope(frozenset(), frozenset())
     for key in ("env", "execution", "defaults"):

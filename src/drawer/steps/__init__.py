@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
+
+from drawer.model import STEP_KINDS
 
 if TYPE_CHECKING:
     from drawer.context import Outcome, RunContext, Scope
@@ -21,10 +25,27 @@ class StepKind(Protocol):
         """Run one attempt; `previous` is the last attempt's outcome (reruns reuse what passed)."""
 
 
-def _registry() -> dict[str, StepKind]:
-    from drawer.steps import for_each, run, value
+class _Registry(Mapping[str, StepKind]):
+    """Kind name -> module `drawer.steps.<kind>`, imported on first use (start-up stays light)."""
 
-    return {"run": run, "for_each": for_each, "value": value}
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.loaded: dict[str, StepKind] = {}
+
+    def __getitem__(self, kind: str) -> StepKind:
+        module = self.loaded.get(kind)
+        if module is None:
+            if kind not in self.names:
+                raise KeyError(kind)
+            module = importlib.import_module(f"drawer.steps.{kind}")
+            self.loaded[kind] = module
+        return module
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
-KINDS: dict[str, StepKind] = _registry()
+KINDS: Mapping[str, StepKind] = _Registry(STEP_KINDS)
