@@ -61,7 +61,9 @@ def test_runtime_type_error_fails_the_step_with_expr_error(run_text: RunText) ->
 
 def test_syntax_errors_and_unknown_names_are_validation_errors(tmp_path: Path) -> None:
     with pytest.raises(InvalidDrawer) as caught:
-        load(tmp_path, """
+        load(
+            tmp_path,
+            """
             inputs:
               count: {type: integer, default: 1}
             steps:
@@ -71,7 +73,8 @@ def test_syntax_errors_and_unknown_names_are_validation_errors(tmp_path: Path) -
               - id: b
                 when: nope.status == 'ok' && inputs.cuont > 1
                 run: echo hi
-        """)
+        """,
+        )
     problems = caught.value.problems
     messages = [(p.position.line if p.position else 0, p.message) for p in problems]
     assert messages[0][0] == 7 and "Syntax error" in messages[0][1]
@@ -85,3 +88,32 @@ def test_compile_reports_offsets() -> None:
         compile_expression("a +")
     assert caught.value.offset == 3
     assert compile_expression("x.y > steps['a-b'].output").step_ids == ("a-b",)
+
+
+def test_macros_bind_their_own_variables_and_division_by_zero_is_an_error(
+    run_text: RunText,
+) -> None:
+    result = run_text(
+        """
+        inputs:
+          zero: {type: integer, default: 0}
+        steps:
+          - id: each
+            kind: for_each
+            over: [1, 2, 3]
+            steps:
+              - {id: sq, kind: value, value: "${item * item}"}
+          - id: squares
+            kind: value
+            value: ${each.output.results.map(r, r.steps.sq.output)}
+          - id: big
+            kind: value
+            value: ${each.output.results.filter(r, r.steps.sq.output > 3).size()}
+          - id: broken
+            kind: value
+            value: ${10 / inputs.zero}
+        """
+    )
+    assert result.steps["squares"]["output"] == [1, 4, 9]
+    assert result.steps["big"]["output"] == 2
+    assert result.steps["broken"]["error"]["code"] == "EXPR_ERROR"

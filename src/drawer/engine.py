@@ -19,7 +19,7 @@ from drawer import events as ev
 from drawer.context import Masker, Outcome, RunContext, Scope
 from drawer.graph import dependencies, is_chain
 from drawer.loader import LoadedDrawer
-from drawer.model import AnyStep, RetryPolicy, RunStep, is_reference, parse_duration
+from drawer.model import AnyStep, DrawerStep, RetryPolicy, RunStep, is_reference, parse_duration
 from drawer.records import (
     CANCELLED,
     FAILED,
@@ -117,8 +117,8 @@ async def _run_dag(
 
 
 def retry_policy(ctx: RunContext, step: AnyStep) -> RetryPolicy:
-    """The step's retry merged key by key over defaults.retry (defaults apply to run steps)."""
-    base = ctx.loaded.model.defaults.retry if isinstance(step, RunStep) else None
+    """The step's retry merged key by key over defaults.retry (for run and drawer steps)."""
+    base = ctx.loaded.model.defaults.retry if isinstance(step, RunStep | DrawerStep) else None
     if step.retry is None:
         return base or RetryPolicy()
     if base is None:
@@ -240,7 +240,7 @@ async def _run_guarded(
             record.finish(SKIPPED)
             return None
         timeout_value = step.timeout
-        if timeout_value is None and isinstance(step, RunStep):
+        if timeout_value is None and isinstance(step, RunStep | DrawerStep):
             timeout_value = ctx.loaded.model.defaults.timeout
         timeout = resolve_seconds(timeout_value, scope)
     except (RefError, ValueError) as error:
@@ -281,7 +281,8 @@ def _execution_settings(ctx: RunContext, scope: Scope) -> None:
     ctx.serial = parallel is False or str(parallel).lower() == "false"
 
 
-def _resolve_env(ctx: RunContext, scope: Scope) -> None:
+def resolve_env(ctx: RunContext, scope: Scope) -> None:
+    """Add the drawer's `env:` to the command environment, references resolved."""
     for name, value in ctx.loaded.model.env.items():
         text = value if isinstance(value, str) else plain(value)
         resolved = interpolate(text, scope.lookup) if isinstance(text, str) else text
@@ -325,7 +326,7 @@ async def execute_run(
         status, error = OK, None
         try:
             _execution_settings(ctx, scope)
-            _resolve_env(ctx, scope)
+            resolve_env(ctx, scope)
             run_timeout = resolve_seconds(loaded.model.execution.timeout, scope)
         except (RefError, ValueError) as problem:
             status = FAILED
@@ -334,7 +335,7 @@ async def execute_run(
             status, error = await _run_top(
                 ctx, scope, run_timeout, cancel_scope or trio.CancelScope(), interrupt
             )
-        outputs = _outputs(ctx, scope)
+        outputs = resolve_outputs(ctx, scope)
     ended = time.time()
     document: dict[str, Any] = {
         "run_id": run_id,
@@ -380,7 +381,8 @@ async def _run_top(
     return OK, None
 
 
-def _outputs(ctx: RunContext, scope: Scope) -> dict[str, Any]:
+def resolve_outputs(ctx: RunContext, scope: Scope) -> dict[str, Any]:
+    """The drawer's `outputs:`; one that cannot be resolved is null, with a warning."""
     outputs: dict[str, Any] = {}
     for name, value in ctx.loaded.model.outputs.items():
         try:

@@ -19,9 +19,13 @@ from drawer.refs import RefError, plain
 
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*?)(?:\n|$)")
 _STEP_LITERAL = re.compile(
-    r"""\bsteps\s*\[\s*(['"])((?:(?!\1).)*)\1\s*\]|\bsteps\.([A-Za-z_]\w*)"""
+    r"""(?<![.\w])steps\s*\[\s*(['"])((?:(?!\1).)*)\1\s*\]|(?<![.\w])steps\.([A-Za-z_]\w*)"""
 )
-_INPUT_FIELD = re.compile(r"\binputs\.([A-Za-z_][A-Za-z0-9_]*)|\binputs\s*\[\s*'([^']*)'\s*\]")
+_INPUT_FIELD = re.compile(
+    r"(?<![.\w])inputs\.([A-Za-z_][A-Za-z0-9_]*)|(?<![.\w])inputs\s*\[\s*'([^']*)'\s*\]"
+)
+# Variables bound by comprehension macros: `list.map(r, r.x)` reads r, which is no name of ours.
+_MACRO_VARIABLE = re.compile(r"\.(?:map|filter|all|exists|exists_one)\(\s*([A-Za-z_]\w*)\s*,")
 
 
 class ExprError(RefError):
@@ -79,7 +83,8 @@ def compile_expression(text: str) -> Compiled:
             offset = sum(len(row) + 1 for row in lines[: line - 1]) + col - 1
             raise ExprError(f"${{{text}}}: {detail.strip()}", offset) from None
         raise ExprError(f"${{{text}}}: {message}") from None
-    names = tuple(program.references()["variables"])
+    bound = {match.group(1) for match in _MACRO_VARIABLE.finditer(text)}
+    names = tuple(name for name in program.references()["variables"] if name not in bound)
     steps = tuple(match.group(2) or match.group(3) for match in _STEP_LITERAL.finditer(text))
     inputs = tuple(match.group(1) or match.group(2) for match in _INPUT_FIELD.finditer(text))
     return Compiled(text, program, names, steps, inputs)
@@ -105,5 +110,7 @@ def evaluate(text: str, lookup: Callable[[str], Any]) -> Any:
                 raise ExprError(f"${{{text}}}: {name} is not available here") from None
     try:
         return compiled.program.execute(variables)
-    except (TypeError, RuntimeError, ValueError) as error:
+    except KeyError as error:
+        raise ExprError(f"${{{text}}}: no key {error}") from None
+    except (TypeError, RuntimeError, ValueError, LookupError, ArithmeticError) as error:
         raise ExprError(f"${{{text}}}: {error}".split("\n")[0]) from None

@@ -116,13 +116,21 @@ def resolve_inputs(
             )
         else:
             value = None
-        if spec.enum is not None and value is not None and value not in spec.enum:
-            allowed = ", ".join(json.dumps(option) for option in spec.enum)
-            raise InputError(f'input "{name}" must be one of {allowed}, got {value!r}', name)
-        if spec.secret and value is not None:
-            text = value if isinstance(value, str) else json.dumps(value)
-            if len(text) < 4:
-                raise InputError(f'secret input "{name}" is shorter than 4 characters', name)
-            secrets.append(text)
+        secret = check_value(name, spec, value)
+        if secret is not None:
+            secrets.append(secret)
         values[name] = value
     return ResolvedInputs(values, secrets)
+
+
+def check_value(name: str, spec: InputSpec, value: Any) -> str | None:
+    """Enforce `enum` and the secret length; return a secret input's text (for masking)."""
+    if spec.enum is not None and value is not None and value not in spec.enum:
+        allowed = ", ".join(json.dumps(option) for option in spec.enum)
+        raise InputError(f'input "{name}" must be one of {allowed}, got {value!r}', name)
+    if not spec.secret or value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value)
+    if len(text) < 4:
+        raise InputError(f'secret input "{name}" is shorter than 4 characters', name)
+    return text
