@@ -79,3 +79,49 @@ def test_summary_names_the_failure_and_its_stderr_tail(run_text: RunText) -> Non
     assert "FOREACH_ITEM_FAILED" in text
     assert "crawl[2].fetch" in text
     assert "bad gateway" in text
+
+
+def test_find_output_follows_every_kind_of_step_path() -> None:
+    from drawer.report import find_output
+
+    document = {
+        "steps": {
+            "lint": {
+                "output": {
+                    "results": [
+                        {"steps": {"ruff": {"status": "failed", "output": {"stderr": "E1"}}}},
+                    ]
+                }
+            },
+            "tries": {
+                "output": {
+                    "results": [
+                        {},
+                        {},
+                        {"steps": {"probe": {"status": "ok", "output": {"stderr": "E2"}}}},
+                    ]
+                }
+            },
+            "block": {
+                "output": {
+                    "b1": {"status": "failed", "output": {"stderr": "E3"}},
+                    "g1": {"status": "failed", "output": {"x": {"stderr": "E4"}}},
+                }
+            },
+            "route": {
+                "output": {
+                    "matched": "default",
+                    "steps": {
+                        "y": {"status": "failed", "output": {"stderr": "E5"}},
+                    },
+                }
+            },
+        }
+    }
+    assert find_output(document, "lint[0].ruff") == {"stderr": "E1"}
+    assert find_output(document, "tries#2.probe") == {"stderr": "E2"}
+    assert find_output(document, "block.b1") == {"stderr": "E3"}
+    assert find_output(document, "block.g1.x") == {"stderr": "E4"}
+    assert find_output(document, "route.default.y") == {"stderr": "E5"}
+    assert find_output(document, "lint[5].ruff") is None
+    assert find_output(document, "nothing.here") is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -190,24 +191,35 @@ class LiveReporter:
         )
 
 
-def _find_record(document: dict[str, Any], step_path: str) -> dict[str, Any] | None:
-    """The record at a step path such as `lint[3].ruff` in a run document."""
-    import re
-
-    steps: Any = document.get("steps", {})
-    record: Any = None
-    for part in re.findall(r"([A-Za-z_][A-Za-z0-9_-]*)((?:\[\d+\])*)", step_path):
-        name, indexes = part
-        if not isinstance(steps, dict) or name not in steps:
-            return None
-        record = steps[name]
-        for index in re.findall(r"\d+", indexes):
-            results = (record.get("output") or {}).get("results") or []
-            if int(index) >= len(results):
+def find_output(document: dict[str, Any], step_path: str) -> Any:
+    """The output of the step at a path such as `lint[3].ruff`, `tries#2.probe`,
+    `block.g1.x` or `route.default.y` in a run document; None when it is not there."""
+    current: Any = {"steps": document.get("steps", {})}
+    for index, repeat_index, name in re.findall(r"\[(\d+)\]|#(\d+)|\.?([A-Za-z0-9_-]+)", step_path):
+        output = current.get("output") if isinstance(current, dict) else None
+        if index or repeat_index:
+            results = output.get("results") if isinstance(output, dict) else None
+            position = int(index or repeat_index)
+            if not isinstance(results, list) or position >= len(results):
                 return None
-            record = results[int(index)]
-        steps = record.get("steps") if isinstance(record, dict) else None
-    return record if isinstance(record, dict) else None
+            current = results[position]
+            continue
+        if (
+            isinstance(output, dict)
+            and "matched" in output
+            and name in (str(output["matched"]), "default")
+        ):
+            current = {"steps": output.get("steps") or {}}  # a switch case
+            continue
+        steps = current.get("steps") if isinstance(current, dict) else None
+        if isinstance(steps, dict) and name in steps:
+            current = steps[name]
+        elif isinstance(output, dict) and name in output:
+            found = output[name]  # a parallel branch's record, or a group member's output
+            current = found if isinstance(found, dict) and "status" in found else {"output": found}
+        else:
+            return None
+    return current.get("output") if isinstance(current, dict) else None
 
 
 def _items(record: dict[str, Any]) -> str:
@@ -248,8 +260,7 @@ def print_summary(document: dict[str, Any], console: Console) -> None:
         console.print(
             Text(f"  caused by {cause['code']} at {cause['step_path']}: {cause['message']}", "red")
         )
-    failing = _find_record(document, cause.get("step_path") or "")
-    output = failing.get("output") if failing else None
+    output = find_output(document, cause.get("step_path") or "")
     if isinstance(output, dict) and output.get("stderr"):
         tail = output["stderr"].splitlines()[-10:]
         console.print(Text(f"  stderr of {cause['step_path']} (last {len(tail)} lines):", "dim"))
