@@ -16,11 +16,29 @@ from typing import Any
 import pytest
 import trio
 
+from drawer import procs
 from drawer.procs import CommandResult, CommandSpec, run_command
 
 ENV = dict(os.environ)
 PY = sys.executable
 MIB = 1024 * 1024
+
+
+@pytest.fixture(autouse=True, params=["pidfd", "portable"])
+def implementation(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Run every test on both implementations, chosen the documented way: DRAWER_PROCS."""
+    if request.param == "portable":
+        monkeypatch.setenv("DRAWER_PROCS", "portable")
+    else:
+        monkeypatch.delenv("DRAWER_PROCS", raising=False)
+    procs._use_pidfd.cache_clear()
+    if request.param == "pidfd" and not procs._use_pidfd():
+        pytest.skip("pidfd_open or epoll is not available here")
+    assert procs._use_pidfd() == (request.param == "pidfd")
+    yield request.param
+    procs._use_pidfd.cache_clear()
 
 
 def spec(*argv: str, **kwargs: Any) -> CommandSpec:
@@ -218,11 +236,27 @@ def test_background_grandchild_holding_stdout_does_not_hang(tmp_path: Path) -> N
     assert wait_until(lambda: is_gone(int(pidfile.read_text())))
 
 
+async def wait_for_reaping(pid: int) -> None:
+    """Poll until pid no longer exists at all: it has exited and been reaped."""
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        await trio.sleep(0.01)
+
+
 def cancel_test(
-    tmp_path: Path, script: str, *, grace: float, set_kill_now: bool = False
+    tmp_path: Path,
+    script: str,
+    *,
+    grace: float,
+    set_kill_now: bool = False,
+    after_leader: bool = False,
 ) -> tuple[list[int], float]:
     """Run `script`, which writes pids to tmp_path/pids; time it out once they are there.
 
+    With after_leader the timeout waits for run_command to have reaped the leader, too.
     Returns the pids (leader first) and how long run_command took after the timeout.
     """
     pidfile = tmp_path / "pids"
@@ -236,6 +270,8 @@ def cancel_test(
 
                 async def expire() -> None:
                     await wait_for_file(pidfile)
+                    if after_leader:
+                        await wait_for_reaping(started[0])
                     timings.append(trio.current_time())
                     scope.deadline = trio.current_time()
                     if set_kill_now:
@@ -303,12 +339,13 @@ def test_kill_now_skips_the_grace_period(tmp_path: Path) -> None:
 
 def test_process_that_left_the_group_keeps_pipes_open_until_cancelled(tmp_path: Path) -> None:
     # setsid puts sleep in a session of its own, out of reach of the group kill; it still holds
-    # stdout, so run_command waits for it, but a cancellation ends the wait at once.
+    # stdout, so run_command waits for it after reaping the leader, but a cancellation ends the
+    # wait at once. (Cancelled before that, the grace period would wait for stdout to close.)
     pidfile = tmp_path / "pids"
     script = (
         f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 60' & until [ -s {pidfile} ]; do :; done"
     )
-    pids, elapsed = cancel_test(tmp_path, script, grace=30)
+    pids, elapsed = cancel_test(tmp_path, script, grace=30, after_leader=True)
     try:
         assert elapsed < 10
         assert not is_gone(pids[1])
@@ -316,18 +353,35 @@ def test_process_that_left_the_group_keeps_pipes_open_until_cancelled(tmp_path: 
         os.kill(pids[1], signal.SIGKILL)
 
 
-def test_pidfd_failure_kills_and_reaps_the_child(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failure_after_spawn_kills_and_reaps_the_child(
+    monkeypatch: pytest.MonkeyPatch, implementation: str
+) -> None:
+    # What follows the spawn: pidfd_open(pid), or starting the task that awaits pid's exit.
     pids: list[int] = []
 
-    def fail(pid: int, flags: int = 0) -> int:
-        pids.append(pid)
+    def fail(*args: object) -> None:
+        pids.extend(arg for arg in args if isinstance(arg, int))
         raise OSError(errno.EMFILE, "Too many open files")
 
-    monkeypatch.setattr(os, "pidfd_open", fail)
+    if implementation == "pidfd":
+        monkeypatch.setattr(os, "pidfd_open", fail)
+    else:
+        monkeypatch.setattr(trio.lowlevel, "spawn_system_task", fail)
     with pytest.raises(OSError, match="Too many open files"):
         run(spec("sleep", "60"))
     with pytest.raises(ProcessLookupError):
         os.kill(pids[0], 0)
+
+
+def test_pidfd_open_failing_selects_the_portable_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    def enosys(pid: int, flags: int = 0) -> int:
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.delenv("DRAWER_PROCS", raising=False)
+    monkeypatch.setattr(os, "pidfd_open", enosys, raising=False)
+    procs._use_pidfd.cache_clear()
+    assert not procs._use_pidfd()
+    assert run(spec("sh", "-c", "echo ok")).stdout == b"ok\n"
 
 
 def test_callback_error_terminates_command(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ def test_plain_lines_are_prefixed_with_step_paths(run_text: RunText) -> None:
     assert "[prep] preparing" in text
     assert "[crawl[2].fetch] page 2" in text
     assert "[crawl[2].fetch] bad gateway" in text
-    assert "crawl: 4 items, parallelism 2" in text
+    assert "crawl: 4 items, 2 at a time" in text
     assert "✗ crawl failed" in text
     assert "crawl[1].fetch" not in text.replace("[crawl[1].fetch] page 1", "")
 

@@ -44,6 +44,7 @@ class LoopStarted:
     path: str
     total: int
     parallelism: int
+    unit: str = "items"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,8 @@ class IterationStarted:
     loop_path: str
     index: int
     clock: float
+    path: str = ""
+    """The iteration's own step path (`lint[3]`, `tries#2`, `block.b1`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,7 @@ class IterationFinished:
     index: int
     status: str
     clock: float
+    path: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,18 +2,28 @@
 
 This is the only module that creates processes. Each command becomes the leader of a new
 session (and so of its own process group); the whole group is signalled on cancellation and
-killed once the leader has exited. Linux only: waiting uses a pidfd and a private epoll set, so
-that one trio task, without a nursery, drives each command: spawning is the dominant cost.
+killed once the leader has exited, before the leader is reaped, so that its pid cannot name
+another group yet.
+
+Two implementations behave the same. On Linux a pidfd and a private epoll set let one trio task,
+without a nursery, drive each command: spawning is the dominant cost. The portable one (macOS,
+other POSIX systems, kernels without pidfd_open) starts commands with subprocess.Popen, waits
+for their pipes with trio and learns of the leader's exit from kqueue or waitid, neither of
+which reaps it. The first command chooses, once per process: the Linux implementation when
+pidfd_open works, unless the environment has DRAWER_PROCS=portable (as the tests use).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 import os
 import select
 import signal
 import subprocess
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import trio
@@ -24,6 +34,9 @@ _TAIL = 1024 * 1024
 # Python ignores SIGPIPE and SIGXFSZ; ignored dispositions survive exec, so children get defaults.
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 _SPAWN_ERRORS = (FileNotFoundError, NotADirectoryError, PermissionError)
+_LEADER = -2  # stands for "the leader has exited" among ready fds
+# One waitid thread per running command on the portable path: never let them queue.
+_WAITERS = trio.CapacityLimiter(math.inf)
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,20 @@ class _Buffer:
         return bytes(self.data if self.complete else self.data[-_TAIL:])
 
 
+@functools.cache
+def _use_pidfd() -> bool:
+    """Whether to use the Linux implementation: see the module docstring."""
+    if os.environ.get("DRAWER_PROCS") == "portable":
+        return False
+    if not (hasattr(os, "pidfd_open") and hasattr(select, "epoll")):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # ENOSYS before Linux 5.3, EPERM under some seccomp filters
+        return False
+    return True
+
+
 def _find_executable(name: str, search_path: str) -> str:
     """Resolve `name` along `search_path` like execvp does."""
     for directory in search_path.split(":"):
@@ -82,51 +109,6 @@ def _find_executable(name: str, search_path: str) -> str:
         if os.access(path, os.X_OK) and not os.path.isdir(path):
             return path
     raise FileNotFoundError(2, "command not found", name)
-
-
-def _spawn(
-    spec: CommandSpec, stdin_fd: int | None, out_fd: int, err_fd: int
-) -> tuple[int, subprocess.Popen[bytes] | None]:
-    """Start the command as a session leader with the given fds as 0, 1 and 2.
-
-    posix_spawn (vfork + exec in glibc) is the cheapest way to start a process from Python, but
-    it cannot change directory, so commands with a cwd go through subprocess.Popen, whose
-    object is returned so that the caller can mark it reaped.
-    """
-    if spec.cwd is not None:
-        popen = subprocess.Popen(
-            spec.argv,
-            stdin=subprocess.DEVNULL if stdin_fd is None else stdin_fd,
-            stdout=out_fd,
-            stderr=err_fd,
-            close_fds=False,
-            cwd=spec.cwd,
-            env=spec.env,
-            start_new_session=True,
-        )
-        return popen.pid, popen
-    actions: list[tuple[int, int, int] | tuple[int, int, str, int, int]] = [
-        (os.POSIX_SPAWN_DUP2, out_fd, 1),
-        (os.POSIX_SPAWN_DUP2, err_fd, 2),
-        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)
-        if stdin_fd is None
-        else (os.POSIX_SPAWN_DUP2, stdin_fd, 0),
-    ]
-    executable = spec.argv[0]
-    search_path = spec.env.get("PATH", os.defpath)
-    if "/" not in executable and search_path != os.environ.get("PATH", os.defpath):
-        executable = _find_executable(executable, search_path)
-    # posix_spawnp searches drawer's own PATH (in the vfork child, cheaper than doing it here),
-    # which is only right when the command's PATH is the same.
-    pid = os.posix_spawnp(
-        executable,
-        spec.argv,
-        spec.env,
-        file_actions=actions,
-        setsid=True,
-        setsigdef=_DEFAULT_SIGNALS,
-    )
-    return pid, None
 
 
 def _spawn_error(spec: CommandSpec, exc: OSError) -> CommandResult:
@@ -152,19 +134,54 @@ def _spawn_error(spec: CommandSpec, exc: OSError) -> CommandResult:
     )
 
 
+async def _wait_for_exit(pid: int, exited: trio.Event) -> None:
+    """Set `exited` once child `pid` has exited, leaving it unreaped; runs as a system task.
+
+    kqueue where trio uses it (macOS, the BSDs), elsewhere waitid(WNOWAIT) in a thread.
+    """
+    try:
+        # An error (ESRCH: already gone) ends the wait too; waitpid then reaps or says why.
+        with contextlib.suppress(OSError):
+            if sys.platform != "linux" and not hasattr(select, "epoll"):
+                kqueue = trio.lowlevel.current_kqueue()
+
+                def event(flags: int) -> select.kevent:
+                    return select.kevent(pid, select.KQ_FILTER_PROC, flags, select.KQ_NOTE_EXIT)
+
+                def abort(_: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+                    kqueue.control([event(select.KQ_EV_DELETE)], 0)
+                    return trio.lowlevel.Abort.SUCCEEDED
+
+                kqueue.control([event(select.KQ_EV_ADD | select.KQ_EV_ONESHOT)], 0)
+                await trio.lowlevel.wait_kevent(pid, select.KQ_FILTER_PROC, abort)
+            else:
+                await trio.to_thread.run_sync(
+                    os.waitid,
+                    os.P_PID,
+                    pid,
+                    os.WEXITED | os.WNOWAIT,
+                    abandon_on_cancel=True,
+                    limiter=_WAITERS,
+                )
+    finally:
+        exited.set()
+
+
 class _Child:
-    """A started process group and the parent's ends of its pipes, driven from one task."""
+    """A started process group and the parent's ends of its pipes, driven by the caller's task.
+
+    This is the portable implementation; _PidfdChild changes how the command is started, how
+    its exit is noticed and how readiness is awaited.
+    """
 
     def __init__(self, spec: CommandSpec) -> None:
         self.exit_code: int | None = None
         self.leader_exited = False
-        self.pidfd = -1
         self.stdin_fd = -1
         self.stdin_data = memoryview(spec.stdin or b"")
         self.stdout = _Buffer(_STDOUT_LIMIT)
         self.stderr = _Buffer(_TAIL)
         self.streams: dict[int, tuple[str, _Buffer]] = {}
-        self.poller = select.epoll()
         child_ends: list[int] = []  # closed here as soon as the child has them
         try:
             out_read, out_write = os.pipe()
@@ -177,7 +194,7 @@ class _Child:
             if spec.stdin is not None:
                 in_read, self.stdin_fd = os.pipe()
                 child_ends.append(in_read)
-            self.pid, self.popen = _spawn(spec, in_read, out_write, err_write)
+            self.pid, self.popen = self._start(spec, in_read, out_write, err_write)
         except BaseException:
             self.close()
             raise
@@ -185,18 +202,14 @@ class _Child:
             for fd in child_ends:
                 os.close(fd)
         try:
-            self.pidfd = os.pidfd_open(self.pid)
+            self._watch()
         except BaseException:
             self._signal_group(signal.SIGKILL)
             self._reap()
             self.close()
             raise
-        self.poller.register(self.pidfd, select.EPOLLIN)
-        for fd in self.streams:
-            self.poller.register(fd, select.EPOLLIN)
         if self.stdin_fd >= 0:
             os.set_blocking(self.stdin_fd, False)
-            self.poller.register(self.stdin_fd, select.EPOLLOUT)
             self._write_stdin()
 
     async def pump(self, on_output: OutputCallback | None, *, kill_on_exit: bool) -> None:
@@ -206,11 +219,8 @@ class _Child:
         leader exits; otherwise the leader is left a zombie, which keeps its pgid reserved.
         """
         while self.streams or not self.leader_exited:
-            await trio.lowlevel.wait_readable(self.poller.fileno())
-            for fd, _ in self.poller.poll(0):
-                if fd == self.pidfd:
-                    self._forget(fd)
-                    self.pidfd = -1
+            for fd in await self._ready():
+                if fd == _LEADER:
                     self.leader_exited = True
                     if kill_on_exit:
                         self._signal_group(signal.SIGKILL)
@@ -239,7 +249,7 @@ class _Child:
         finally:
             self._signal_group(signal.SIGKILL)
             if not self.leader_exited:
-                await trio.lowlevel.wait_readable(self.pidfd)
+                await self._leader_exit()
             self._reap()
 
     def result(self) -> CommandResult:
@@ -253,13 +263,66 @@ class _Child:
         )
 
     def close(self) -> None:
-        for fd in (*self.streams, self.stdin_fd, self.pidfd):
+        for fd in (*self.streams, self.stdin_fd):
             if fd >= 0:
                 os.close(fd)
-        self.poller.close()
+
+    def _start(
+        self, spec: CommandSpec, stdin_fd: int | None, out_fd: int, err_fd: int
+    ) -> tuple[int, subprocess.Popen[bytes] | None]:
+        """Start the command as a session leader with the given fds as 0, 1 and 2.
+
+        The Popen object is returned so that _reap can mark it reaped. restore_signals (the
+        default) gives the command the default SIGPIPE and SIGXFSZ.
+        """
+        popen = subprocess.Popen(
+            spec.argv,
+            stdin=subprocess.DEVNULL if stdin_fd is None else stdin_fd,
+            stdout=out_fd,
+            stderr=err_fd,
+            close_fds=False,
+            cwd=spec.cwd,
+            env=spec.env,
+            start_new_session=True,
+        )
+        return popen.pid, popen
+
+    def _watch(self) -> None:
+        """Start watching for the leader's exit."""
+        self.exited = trio.Event()
+        trio.lowlevel.spawn_system_task(_wait_for_exit, self.pid, self.exited)
+
+    async def _leader_exit(self) -> None:
+        await self.exited.wait()
+
+    async def _ready(self) -> list[int]:
+        """Wait, as on an epoll set, until some fds are ready or the leader has exited (_LEADER).
+
+        One short-lived task per fd; the first one ready cancels the others. Otherwise only a
+        cancellation ends them, which is raised plain rather than as a group, as on Linux.
+        """
+        ready: list[int] = []
+
+        async def note(fd: int, wait: Callable[[int], Awaitable[object]]) -> None:
+            await wait(fd)
+            ready.append(fd)
+            nursery.cancel_scope.cancel()
+
+        try:
+            async with trio.open_nursery() as nursery:
+                for fd in self.streams:
+                    nursery.start_soon(note, fd, trio.lowlevel.wait_readable)
+                if self.stdin_fd >= 0:
+                    nursery.start_soon(note, self.stdin_fd, trio.lowlevel.wait_writable)
+                if not self.leader_exited:
+                    nursery.start_soon(note, _LEADER, lambda _: self._leader_exit())
+        except BaseExceptionGroup:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            raise
+        return ready
 
     def _read(self, fd: int, on_output: OutputCallback | None) -> None:
-        # The fd stays blocking: epoll said it is readable, so this read cannot block.
+        # The fd stays blocking: it was reported readable, so this read cannot block.
         data = os.read(fd, _CHUNK)
         name, buffer = self.streams[fd]
         if not data:
@@ -283,9 +346,7 @@ class _Child:
             self.stdin_fd = -1
 
     def _forget(self, fd: int) -> None:
-        # Unregister explicitly: a child being spawned at this moment may still hold a copy of
-        # the fd (until its exec closes it), and then close() alone leaves it in the epoll set.
-        self.poller.unregister(fd)
+        # No task waits on it outside _ready, so trio holds no registration for it.
         os.close(fd)
 
     def _signal_group(self, signum: int) -> None:
@@ -300,6 +361,77 @@ class _Child:
         self.exit_code = code if code >= 0 else 128 - code
         if self.popen is not None:
             self.popen.returncode = code  # so that subprocess never waits for this pid itself
+
+
+class _PidfdChild(_Child):
+    """The Linux implementation: posix_spawn, and a pidfd and the pipes in a private epoll set."""
+
+    def __init__(self, spec: CommandSpec) -> None:
+        self.pidfd = -1
+        self.poller = select.epoll()
+        super().__init__(spec)
+
+    def close(self) -> None:
+        super().close()
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+        self.poller.close()
+
+    def _start(
+        self, spec: CommandSpec, stdin_fd: int | None, out_fd: int, err_fd: int
+    ) -> tuple[int, subprocess.Popen[bytes] | None]:
+        """posix_spawn (vfork + exec in glibc) is the cheapest way to start a process from Python,
+        but it cannot change directory: commands with a cwd are started the portable way.
+        """
+        if spec.cwd is not None:
+            return super()._start(spec, stdin_fd, out_fd, err_fd)
+        actions: list[tuple[int, int, int] | tuple[int, int, str, int, int]] = [
+            (os.POSIX_SPAWN_DUP2, out_fd, 1),
+            (os.POSIX_SPAWN_DUP2, err_fd, 2),
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)
+            if stdin_fd is None
+            else (os.POSIX_SPAWN_DUP2, stdin_fd, 0),
+        ]
+        executable = spec.argv[0]
+        search_path = spec.env.get("PATH", os.defpath)
+        if "/" not in executable and search_path != os.environ.get("PATH", os.defpath):
+            executable = _find_executable(executable, search_path)
+        # posix_spawnp searches drawer's own PATH (in the vfork child, cheaper than doing it
+        # here), which is only right when the command's PATH is the same.
+        pid = os.posix_spawnp(
+            executable,
+            spec.argv,
+            spec.env,
+            file_actions=actions,
+            setsid=True,
+            setsigdef=_DEFAULT_SIGNALS,
+        )
+        return pid, None
+
+    def _watch(self) -> None:
+        self.pidfd = os.pidfd_open(self.pid)
+        self.poller.register(self.pidfd, select.EPOLLIN)
+        for fd in self.streams:
+            self.poller.register(fd, select.EPOLLIN)
+        if self.stdin_fd >= 0:
+            self.poller.register(self.stdin_fd, select.EPOLLOUT)
+
+    async def _leader_exit(self) -> None:
+        await trio.lowlevel.wait_readable(self.pidfd)
+
+    async def _ready(self) -> list[int]:
+        await trio.lowlevel.wait_readable(self.poller.fileno())
+        ready = [_LEADER if fd == self.pidfd else fd for fd, _ in self.poller.poll(0)]
+        if _LEADER in ready:
+            self._forget(self.pidfd)
+            self.pidfd = -1
+        return ready
+
+    def _forget(self, fd: int) -> None:
+        # Unregister explicitly: a child being spawned at this moment may still hold a copy of
+        # the fd (until its exec closes it), and then close() alone leaves it in the epoll set.
+        self.poller.unregister(fd)
+        os.close(fd)
 
 
 async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
@@ -324,7 +456,7 @@ async def run_command(
     """
     await trio.lowlevel.checkpoint_if_cancelled()
     try:
-        child = _Child(spec)
+        child = (_PidfdChild if _use_pidfd() else _Child)(spec)
     except _SPAWN_ERRORS as exc:
         await trio.lowlevel.cancel_shielded_checkpoint()
         return _spawn_error(spec, exc)

@@ -75,7 +75,7 @@ class PlainReporter:
             )
         elif isinstance(event, ev.LoopStarted):
             self.loops[event.path] = LoopCounts(event.total)
-            self.line(f"  {event.path}: {event.total} items, parallelism {event.parallelism}")
+            self.line(f"  {event.path}: {event.total} {event.unit}, {event.parallelism} at a time")
         elif isinstance(event, ev.IterationStarted | ev.IterationFinished):
             self.iteration(event)
 
@@ -86,16 +86,14 @@ class PlainReporter:
         if isinstance(event, ev.IterationStarted):
             counts.running += 1
             if self.verbose:
-                self.line(f"> {event.loop_path}[{event.index}] started")
+                self.line(f"> {event.path or event.loop_path} started")
             return
         counts.running -= 1
         counts.done += 1
         counts.failed += event.status == "failed"
         if self.verbose:
-            self.line(
-                f"{STATUS_MARK.get(event.status, '?')} {event.loop_path}[{event.index}] "
-                f"{event.status}"
-            )
+            self.line(f"{STATUS_MARK.get(event.status, '?')} {event.path or event.loop_path} "
+                      f"{event.status}")
         now = time.monotonic()
         if now - self.last_progress >= PROGRESS_EVERY:
             self.last_progress = now

@@ -80,7 +80,8 @@ async def run_iteration(
     iteration.steps = child.records
     iteration.status = RUNNING
     iteration.started_at = time.time()
-    ctx.emit(ev.IterationStarted(path, iteration.index, trio.current_time()))
+    ctx.emit(ev.IterationStarted(path, iteration.index, trio.current_time(),
+                                 f"{path}#{iteration.index}"))
     satisfied = False
     try:
         result = await engine.run_list(ctx, step.steps, child, here)
@@ -97,7 +98,8 @@ async def run_iteration(
         if iteration.status == RUNNING:
             iteration.status = CANCELLED
         iteration.ended_at = time.time()
-        ctx.emit(ev.IterationFinished(path, iteration.index, iteration.status, trio.current_time()))
+        ctx.emit(ev.IterationFinished(path, iteration.index, iteration.status,
+                                      trio.current_time(), f"{path}#{iteration.index}"))
     return satisfied
 
 
@@ -118,7 +120,7 @@ async def execute(
     pacing = _LoopState(delay)
     in_flight: dict[int, trio.CancelScope] = {}
     indices = iter(range(limit))
-    ctx.emit(ev.LoopStarted(path, limit, workers))
+    ctx.emit(ev.LoopStarted(path, limit, workers, "iterations at most"))
 
     def end_at(index: int, satisfied: bool) -> None:
         if satisfied:
