@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import traceback
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -17,7 +18,7 @@ from drawer import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_SIGNAL: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
-VERBS = ("run", "validate")
+VERBS = ("run", "validate", "graph")
 COMMANDS = ("merge", "schema", "help")
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ Usage: drawer FILE VERB [OPTIONS]
 Verbs:
   run        run the drawer (drawer FILE run --help for options)
   validate   report every problem in the file at once, exit 0 or 2
+  graph      print the step graph (--format mermaid, dot or text)
 
 Options:
   --version  print the version
@@ -141,6 +143,29 @@ def validate(
             sys.stderr.write(format_problem(problem, loaded.document.text, str(loaded.path)) + "\n")
     steps = sum(1 for _ in _all_steps(loaded.model))
     sys.stdout.write(f"{loaded.path}: valid ({steps} steps, {len(loaded.warnings)} warnings)\n")
+
+
+class GraphFormat(StrEnum):
+    """The choices of `graph --format` (an Enum: typer before 0.19 knows no Literal)."""
+
+    MERMAID = "mermaid"
+    DOT = "dot"
+    TEXT = "text"
+
+
+@app.command()
+def graph(
+    file: Annotated[str, typer.Option("--drawer-file", hidden=True)],
+    graph_format: Annotated[
+        GraphFormat,
+        typer.Option("--format", help="mermaid, dot (Graphviz) or text (a tree for the terminal)"),
+    ] = GraphFormat.TEXT,
+) -> None:
+    """Print the step graph: every step, its nesting and the dependencies of every list."""
+    loaded = load_or_exit(file)
+    from drawer.diagram import render
+
+    sys.stdout.write(render(loaded.model, graph_format.value, loaded.name))
 
 
 def _all_steps(model: Any) -> Any:

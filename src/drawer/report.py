@@ -92,8 +92,10 @@ class PlainReporter:
         counts.done += 1
         counts.failed += event.status == "failed"
         if self.verbose:
-            self.line(f"{STATUS_MARK.get(event.status, '?')} {event.path or event.loop_path} "
-                      f"{event.status}")
+            self.line(
+                f"{STATUS_MARK.get(event.status, '?')} {event.path or event.loop_path} "
+                f"{event.status}"
+            )
         now = time.monotonic()
         if now - self.last_progress >= PROGRESS_EVERY:
             self.last_progress = now

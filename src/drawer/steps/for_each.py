@@ -192,8 +192,11 @@ async def run_iteration(
     iteration.steps = child.records
     iteration.status = RUNNING
     iteration.started_at = time.time()
-    ctx.emit(ev.IterationStarted(path, iteration.index, trio.current_time(),
-                                 f"{path}[{iteration.index}]"))
+    ctx.emit(
+        ev.IterationStarted(
+            path, iteration.index, trio.current_time(), f"{path}[{iteration.index}]"
+        )
+    )
     try:
         result = await engine.run_list(ctx, step.steps, child, f"{path}[{iteration.index}]")
         iteration.status = FAILED if result.failed else OK
@@ -202,8 +205,15 @@ async def run_iteration(
         if iteration.status == RUNNING:
             iteration.status = CANCELLED
         iteration.ended_at = time.time()
-        ctx.emit(ev.IterationFinished(path, iteration.index, iteration.status,
-                                      trio.current_time(), f"{path}[{iteration.index}]"))
+        ctx.emit(
+            ev.IterationFinished(
+                path,
+                iteration.index,
+                iteration.status,
+                trio.current_time(),
+                f"{path}[{iteration.index}]",
+            )
+        )
 
 
 async def execute(

@@ -80,8 +80,9 @@ async def run_iteration(
     iteration.steps = child.records
     iteration.status = RUNNING
     iteration.started_at = time.time()
-    ctx.emit(ev.IterationStarted(path, iteration.index, trio.current_time(),
-                                 f"{path}#{iteration.index}"))
+    ctx.emit(
+        ev.IterationStarted(path, iteration.index, trio.current_time(), f"{path}#{iteration.index}")
+    )
     satisfied = False
     try:
         result = await engine.run_list(ctx, step.steps, child, here)
@@ -98,8 +99,15 @@ async def run_iteration(
         if iteration.status == RUNNING:
             iteration.status = CANCELLED
         iteration.ended_at = time.time()
-        ctx.emit(ev.IterationFinished(path, iteration.index, iteration.status,
-                                      trio.current_time(), f"{path}#{iteration.index}"))
+        ctx.emit(
+            ev.IterationFinished(
+                path,
+                iteration.index,
+                iteration.status,
+                trio.current_time(),
+                f"{path}#{iteration.index}",
+            )
+        )
     return satisfied
 
 
