@@ -374,3 +374,20 @@ def test_missing_or_malformed_file_sources_fail_before_any_item(
     assert broken["code"] == "FOREACH_NOT_A_LIST"
     assert "bad.jsonl:2" in broken["message"]
     assert not list(tmp_path.glob("ran-*"))
+
+
+def test_serial_execution_runs_iterations_one_at_a_time(run_text: RunText) -> None:
+    result = run_text(
+        """
+        execution:
+          parallel: false
+        steps:
+          - id: each
+            kind: for_each
+            over: [1, 2, 3]
+            parallelism: all
+            steps: [{id: t, run: "true"}]
+        """
+    )
+    assert result.log.of(ev.LoopStarted)[0].parallelism == 1
+    assert result.log.max_concurrent_commands() == 1

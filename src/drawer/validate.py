@@ -74,6 +74,7 @@ class Checker:
     where: dict[str, StepInfo] = field(default_factory=dict)
     parents: dict[str, str | None] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    owners: dict[str, AnyStep] = field(default_factory=dict)
 
     def error(self, message: str, position: Position | None, hint: str | None = None) -> None:
         self.problems.append(Problem(message, position, hint=hint))
@@ -143,6 +144,7 @@ class Checker:
                 key = self.container_key(step, nested, number)
                 self.parents[key] = container
                 self.labels[key] = nested.group or step.id
+                self.owners[key] = step
                 if nested.group is not None:
                     group_path = (*here, *nested.keys[:-1])
                     self.register(nested.group, group_path, StepInfo(group_path, container), loops)
@@ -443,9 +445,7 @@ class Checker:
             self.error(f'{ref.text}: step "{root}" refers to itself', at)
         elif info.container is not None and (owner is None or not self.inside(owner, root)):
             label = self.labels.get(info.container, info.container)
-            hint = f'use the output of "{label}": ${{{label}.output}}'
-            if info.export_via is not None:
-                hint = f'add "{info.export_via}" to depends_on and reference ${{{root}...}}'
+            hint = self.outside_hint(root, info, owner)
             self.error(
                 f'{ref.text}: "{root}" is inside "{label}" and cannot be referenced from '
                 "outside it",
@@ -464,6 +464,31 @@ class Checker:
                 at,
                 hint="a step may reference the steps it depends on",
             )
+
+    def outside_hint(self, root: str, info: StepInfo, owner: str | None) -> str:
+        """How to reach a step of a container from outside it: through the container."""
+        container = self.owners.get(info.container or "")
+        if container is None:
+            return "reference the step that contains it"
+        if isinstance(container, ParallelStep):
+            if info.export_via is None:
+                group = self.labels[info.container or ""]
+                return f"after the parallel step: ${{{container.id}.output.{group}.output.{root}}}"
+            if owner is not None and self.within(owner, container.id):
+                return "a branch never sees a sibling branch's steps: run it before the parallel"
+            return f'add "{container.id}" to depends_on, then ${{{root}.output}} works'
+        if isinstance(container, SwitchStep):
+            return f"after the switch: ${{{container.id}.output.steps.{root}.output}}"
+        return f"use the loop's output: ${{{container.id}.output.results}}"
+
+    def within(self, step_id: str, container_step: str) -> bool:
+        """True when a step sits (at any depth) in a list nested in `container_step`."""
+        current = self.where[step_id].container if step_id in self.where else None
+        while current is not None:
+            if self.owners[current].id == container_step:
+                return True
+            current = self.parents.get(current)
+        return False
 
     def inside(self, owner: str, target: str) -> bool:
         """True when the container holding `target` also encloses `owner`."""

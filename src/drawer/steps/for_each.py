@@ -222,7 +222,7 @@ async def execute(
     """Run every item under the loop's parallelism and failure policy."""
     try:
         items = open_items(ctx, step, scope)
-        workers = resolve_parallelism(step.parallelism, scope, items.total)
+        workers = 1 if ctx.serial else resolve_parallelism(step.parallelism, scope, items.total)
         delay = engine.resolve_seconds(step.delay, scope) or 0.0
         env = step_env(step, scope)
     except NotAList as error:

@@ -117,7 +117,7 @@ async def execute(
     """Run iterations in index order, `parallelism` at a time, until the lowest one satisfies."""
     try:
         limit = resolve_max_iterations(step.max_iterations, scope)
-        workers = resolve_parallelism(step.parallelism, scope, limit)
+        workers = 1 if ctx.serial else resolve_parallelism(step.parallelism, scope, limit)
         delay = engine.resolve_seconds(step.delay, scope) or 0.0
         env = step_env(step, scope)
     except (RefError, ValueError) as error:
