@@ -282,3 +282,25 @@ def test_problems_become_github_annotations_under_actions(tmp_path: Path) -> Non
     )
     plain = run_cli("d.yaml", "validate", cwd=tmp_path)
     assert "::error" not in plain.stderr
+
+
+def test_every_input_problem_is_reported_at_once(tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text(
+        textwrap.dedent("""\
+        inputs:
+          name: {required: true}
+          version: {required: true}
+          count: {type: integer, default: 1}
+        steps:
+          - {id: a, run: 'echo ${inputs.name}'}
+    """)
+    )
+    result = run_cli("d.yaml", "run", "-i", "count=x", "-i", "nmae=1", cwd=tmp_path)
+    assert result.returncode == 2
+    for message in (
+        'unknown input "nmae"',
+        'missing required input "name"',
+        'missing required input "version"',
+        'input "count" must be an integer',
+    ):
+        assert message in result.stderr

@@ -198,12 +198,12 @@ def run(
 ) -> None:
     """Run the drawer; exit 0 when it succeeded, 1 when it failed, 130/143 on a signal."""
     loaded = load_or_exit(file)
-    from drawer.inputs import InputError, resolve_inputs
+    from drawer.inputs import InputErrors, resolve_inputs
 
     try:
         resolved = resolve_inputs(loaded.model.inputs, inputs or [], os.environ)
-    except InputError as error:
-        _input_problem(loaded, error)
+    except InputErrors as errors:
+        _input_problems(loaded, errors.errors)
     document, signum = _execute(
         loaded, resolved, as_json=as_json, quiet=quiet, verbose=verbose, no_progress=no_progress
     )
@@ -217,21 +217,22 @@ def run(
     raise SystemExit(EXIT_OK if status == "ok" else EXIT_FAILED)
 
 
-def _input_problem(loaded: Any, error: Any) -> NoReturn:
+def _input_problems(loaded: Any, errors: list[Any]) -> NoReturn:
     from drawer.source import Problem, format_problem
 
-    position = (
-        loaded.document.source.key(("inputs", error.name))
-        if error.name in loaded.model.inputs
-        else None
-    )
-    problem = Problem(
-        str(error),
-        position,
-        code="INPUT_INVALID",
-        hint="inputs are given as -i NAME=VALUE or DRAWER_INPUT_NAME",
-    )
-    sys.stderr.write(format_problem(problem, loaded.document.text, str(loaded.path)) + "\n")
+    for error in errors:
+        position = (
+            loaded.document.source.key(("inputs", error.name))
+            if error.name in loaded.model.inputs
+            else None
+        )
+        problem = Problem(
+            str(error),
+            position,
+            code="INPUT_INVALID",
+            hint="inputs are given as -i NAME=VALUE or DRAWER_INPUT_NAME",
+        )
+        sys.stderr.write(format_problem(problem, loaded.document.text, str(loaded.path)) + "\n")
     raise SystemExit(EXIT_USAGE)
 
 

@@ -19,6 +19,14 @@ class InputError(Exception):
         self.name = name
 
 
+class InputErrors(Exception):
+    """Every problem with the run's inputs, reported together."""
+
+    def __init__(self, errors: list[InputError]) -> None:
+        super().__init__("; ".join(str(error) for error in errors))
+        self.errors = errors
+
+
 @dataclass(frozen=True)
 class ResolvedInputs:
     values: dict[str, Any]
@@ -90,8 +98,13 @@ def parse_assignments(assignments: Sequence[str]) -> dict[str, str]:
 def resolve_inputs(
     specs: Mapping[str, InputSpec], assignments: Sequence[str], environ: Mapping[str, str]
 ) -> ResolvedInputs:
-    """Typed values for every declared input: -i first, then the environment, then defaults."""
-    given = parse_assignments(assignments)
+    """Typed values for every declared input: -i first, then the environment, then defaults.
+    Raises InputErrors naming every problem at once."""
+    try:
+        given = parse_assignments(assignments)
+    except InputError as error:
+        raise InputErrors([error]) from None
+    errors: list[InputError] = []
     for name in given:
         if name not in specs:
             from drawer.source import suggest
@@ -99,28 +112,39 @@ def resolve_inputs(
             guess = suggest(name, specs)
             hint = f'; did you mean "{guess}"?' if guess else ""
             known = ", ".join(specs) or "none"
-            raise InputError(f'unknown input "{name}" (inputs: {known}){hint}', name)
+            errors.append(InputError(f'unknown input "{name}" (inputs: {known}){hint}', name))
     values: dict[str, Any] = {}
     secrets: list[str] = []
     for name, spec in specs.items():
-        if name in given:
-            value = convert(name, spec, given[name])
-        elif env_name(name) in environ:
-            value = convert(name, spec, environ[env_name(name)])
-        elif spec.default is not None:
-            value = check_type(name, spec, spec.default)
-        elif spec.required:
-            raise InputError(
-                f'missing required input "{name}": give -i {name}=VALUE or set {env_name(name)}',
-                name,
-            )
-        else:
-            value = None
-        secret = check_value(name, spec, value)
+        try:
+            value = _input_value(name, spec, given, environ)
+            secret = check_value(name, spec, value)
+        except InputError as error:
+            errors.append(error)
+            continue
         if secret is not None:
             secrets.append(secret)
         values[name] = value
+    if errors:
+        raise InputErrors(errors)
     return ResolvedInputs(values, secrets)
+
+
+def _input_value(
+    name: str, spec: InputSpec, given: Mapping[str, str], environ: Mapping[str, str]
+) -> Any:
+    if name in given:
+        return convert(name, spec, given[name])
+    if env_name(name) in environ:
+        return convert(name, spec, environ[env_name(name)])
+    if spec.default is not None:
+        return check_type(name, spec, spec.default)
+    if spec.required:
+        raise InputError(
+            f'missing required input "{name}": give -i {name}=VALUE or set {env_name(name)}',
+            name,
+        )
+    return None
 
 
 def check_value(name: str, spec: InputSpec, value: Any) -> str | None:
