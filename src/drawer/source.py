@@ -272,8 +272,21 @@ def _mark_position(mark: Any) -> Position:
     return Position(int(mark.line) + 1, int(mark.column) + 1)
 
 
+_MAY_HOLD_ALIAS = re.compile(r"(?:^|[\s,\[{:-])\*[^\s,\[\]{}]")
+
+
 def _load_yaml(lines: _Lines) -> tuple[Any, _Loc | None]:
     """Compose the YAML text and build data and locations from its single document."""
+    # The C composer is about ten times faster. Only the pure one can say where an alias
+    # was used, and its error messages are the ones worded for people: it composes text that
+    # may hold an alias, and any text the C composer refuses.
+    if _MAY_HOLD_ALIAS.search(lines.text) is None:
+        try:
+            nodes = list(YAML(typ="safe", pure=False).compose_all(lines.text))
+        except Exception:  # the pure composer below reports it properly
+            nodes = None
+        if nodes is not None:
+            return _build(nodes)
     yaml = YAML(typ="safe", pure=True)
     yaml.Composer = _Composer
     try:
@@ -283,6 +296,10 @@ def _load_yaml(lines: _Lines) -> tuple[Any, _Loc | None]:
     except ReaderError as exc:
         message = f"{exc.reason}: U+{exc.character:04X}"
         raise ParseError([Problem(message, lines.position(exc.position))]) from None
+    return _build(nodes)
+
+
+def _build(nodes: list[Any]) -> tuple[Any, _Loc | None]:
     if not nodes:
         return None, None
     if len(nodes) > 1:
@@ -349,7 +366,9 @@ class _YamlBuilder:
         start = _mark_position(node.start_mark)
         tag = str(node.tag)
         if isinstance(node, ScalarNode):
-            scalar = _Scalar(node.value, node.style, node.start_mark.index, node.end_mark.index)
+            scalar = _Scalar(
+                node.value, node.style or None, node.start_mark.index, node.end_mark.index
+            )
             return self._scalar_value(node.value, tag, start), _Loc(start, scalar=scalar)
         self._check_tag(tag, "seq" if isinstance(node, SequenceNode) else "map", start)
         if isinstance(node, SequenceNode):

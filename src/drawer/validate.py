@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from drawer.expr import ExprError, compile_expression
-from drawer.graph import ancestors, dependencies, find_cycle
+from drawer.graph import ancestors, dependencies, find_cycle, is_chain
 from drawer.model import (
     CEL_RESERVED,
     RESERVED_IDS,
@@ -37,11 +37,61 @@ NOT_TEMPLATES = frozenset({"id", "kind", "depends_on", "name", "steps", "as", "i
 STRUCTURE = NOT_TEMPLATES | {"run", "until", "branches", "cases", "default", "drawer"}
 
 
+class Visible:
+    """The step ids a step may reference: its list's ancestors of it, plus what its container
+    sees. Answered on demand: materialising the set per step is quadratic in a long list."""
+
+    def __init__(
+        self,
+        outer: Visible | None = None,
+        ancestry: Ancestry | None = None,
+        step: str | None = None,
+        extra: frozenset[str] = frozenset(),
+    ) -> None:
+        self.outer = outer
+        self.ancestry = ancestry
+        self.step = step
+        self.extra = extra
+
+    def __contains__(self, name: object) -> bool:
+        if name in self.extra:
+            return True
+        if (
+            self.ancestry is not None
+            and self.step is not None
+            and isinstance(name, str)
+            and self.ancestry.precedes(name, self.step)
+        ):
+            return True
+        return self.outer is not None and name in self.outer
+
+
+class Ancestry:
+    """ "Must `a` finish before `b` starts?" for one step list; a chain is answered by file
+    position, a DAG by ancestor sets computed once per step that asks."""
+
+    def __init__(self, steps: Sequence[AnyStep]) -> None:
+        self.deps = dependencies(steps)
+        self.chain = is_chain(steps)
+        self.position = {step.id: index for index, step in enumerate(steps)}
+        self.cache: dict[str, set[str]] = {}
+
+    def precedes(self, before: str, step: str) -> bool:
+        if before not in self.position:
+            return False
+        if self.chain:
+            return self.position[before] < self.position[step]
+        found = self.cache.get(step)
+        if found is None:
+            found = self.cache[step] = ancestors(self.deps, step)
+        return before in found
+
+
 @dataclass(frozen=True)
 class Scope:
     """What a step may see: referable step ids and loop names."""
 
-    steps: frozenset[str]
+    steps: Visible
     loops: frozenset[str]
 
 
@@ -186,7 +236,8 @@ class Checker:
                         at,
                         hint=f'did you mean "{guess}"?' if guess else None,
                     )
-        deps = dependencies(steps)
+        ancestry = Ancestry(steps)
+        deps = ancestry.deps
         cycle = find_cycle(deps) if len(ids) == len(steps) else None
         if cycle:
             first = next(i for i, step in enumerate(steps) if step.id == cycle[0])
@@ -197,14 +248,14 @@ class Checker:
             )
         for index, step in enumerate(steps):
             here = (*path, offset + index)
-            visible = frozenset(outer.steps | ancestors(deps, step.id))
+            visible = Visible(outer.steps, ancestry, step.id)
             self.check_step(step, here, Scope(visible, outer.loops))
             inner_loops = outer.loops | set(loop_names(step).values())
             for nested in child_lists(step, step.id):
                 inner = Scope(visible, inner_loops)
                 self.check_list(nested.steps, (*here, *nested.keys), inner, nested.offset)
             if isinstance(step, RepeatStep):
-                body = frozenset(visible | {body_step.id for body_step in step.steps})
+                body = Visible(visible, extra=frozenset(body_step.id for body_step in step.steps))
                 self.check_condition(
                     step.until, (*here, "until"), Scope(body, inner_loops), step.id
                 )
@@ -528,7 +579,7 @@ def check_drawer(
     """Every semantic problem of a schema-valid drawer, errors and warnings."""
     checker = Checker(model, doc, path, chain)
     checker.collect_ids(model.steps, ("steps",), None, frozenset())
-    top = Scope(frozenset(), frozenset())
+    top = Scope(Visible(), frozenset())
     for key in ("env", "execution", "defaults"):
         for key_path, text in strings_in(doc.data.get(key), (key,)):
             checker.check_template(text, key_path, top, None)
@@ -539,7 +590,7 @@ def check_drawer(
                 checker.at(("inputs", name, "default")),
             )
     checker.check_list(model.steps, ("steps",), top)
-    everything = Scope(frozenset(step.id for step in model.steps), frozenset())
+    everything = Scope(Visible(extra=frozenset(step.id for step in model.steps)), frozenset())
     for key_path, text in strings_in(doc.data.get("outputs"), ("outputs",)):
         checker.check_template(text, key_path, everything, None)
     return sorted(
