@@ -32,7 +32,8 @@ SCALE_ITEMS = 100_000
 SCALE_PARALLELISM = 100
 FILE_LINES = 1_000_000
 STARTUP_STEPS = 200
-BENCHMARKS = ("fan-out", "efficiency", "scale", "start-up")
+EDIT_STEPS = 2_000
+BENCHMARKS = ("fan-out", "efficiency", "scale", "start-up", "edit")
 
 
 @dataclass
@@ -423,6 +424,65 @@ def bench_startup(drawer: list[str], workdir: Path, runs: int) -> list[Row]:
     ]  # fmt: skip
 
 
+def edit_file(workdir: Path, count: int = EDIT_STEPS) -> Path:
+    """A long drawer file with comments, blank lines and several step shapes."""
+    lines = ["# A long drawer file for the edit benchmark.", "name: big", "steps:"]
+    for index in range(count):
+        lines += [f"  - id: s{index}   # step {index}", f"    run: echo {index}"]
+        if index % 3 == 0:
+            lines.append("    timeout: 30s")
+        if index % 5 == 0:
+            lines.append("    retry: {attempts: 2}")
+        lines.append("")
+    return write(workdir / "edit.yaml", "\n".join(lines) + "\n")
+
+
+def bench_edit(drawer: list[str], workdir: Path, repeats: int) -> list[Row]:
+    """`set` on a 2,000-step file: in process (edit + validation), the CLI, and a ruamel.yaml
+    load-and-dump of the same edit for comparison."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    from drawer.assign import apply_assignments
+
+    path = edit_file(workdir)
+    text = path.read_text()
+    target = f"s{EDIT_STEPS // 2}.timeout=5s"
+
+    def in_process() -> float:
+        start = time.perf_counter()
+        apply_assignments(text, path, [target], as_string=False)
+        return time.perf_counter() - start
+
+    def cli() -> float:
+        path.write_text(text)
+        return timed([*drawer, str(path), "set", target], workdir)
+
+    def round_trip() -> float:
+        start = time.perf_counter()
+        yaml = YAML()
+        data = yaml.load(text)
+        data["steps"][EDIT_STEPS // 2]["timeout"] = "5s"
+        yaml.dump(data, io.StringIO())
+        return time.perf_counter() - start
+
+    (inside, inside_samples), (wall, wall_samples), (ruamel, ruamel_samples) = interleaved(
+        [in_process, cli, round_trip], repeats
+    )
+    path.write_text(text)
+    return [
+        Row(name=f"edit: set on a {EDIT_STEPS:,}-step file, in process (edit + validation)",
+            unit="s", drawer=inside, baseline=ruamel, ratio=inside / ruamel,
+            target="< 0.5 s in process", passed=inside < 0.5,
+            detail={"samples": inside_samples, "ruamel_round_trip_samples": ruamel_samples,
+                    "baseline": "ruamel.yaml round-trip load + dump of the same edit"}),
+        Row(name=f"edit: drawer FILE set on a {EDIT_STEPS:,}-step file (CLI wall time)",
+            unit="s", drawer=wall, baseline=ruamel, ratio=wall / ruamel, target="(info)",
+            passed=None, detail={"samples": wall_samples}),
+    ]  # fmt: skip
+
+
 # ---------------------------------------------------------------- output
 
 
@@ -491,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         steps: list[tuple[str, Callable[[], list[Row]]]] = [
             ("fan-out", lambda: bench_fanout(drawer, workdir, repeats)),
             ("efficiency", lambda: bench_efficiency(drawer, workdir, repeats)),
+            ("edit", lambda: bench_edit(drawer, workdir, repeats)),
             ("scale", lambda: bench_scale(drawer, workdir, repeats)),
             ("start-up", lambda: bench_startup(drawer, workdir, startup_runs)),
         ]

@@ -18,7 +18,7 @@ from drawer import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_SIGNAL: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
-VERBS = ("run", "validate", "graph")
+VERBS = ("run", "validate", "graph", "set", "get", "unset")
 COMMANDS = ("merge", "schema", "help")
 
 app = typer.Typer(
@@ -39,6 +39,9 @@ Verbs:
   run        run the drawer (drawer FILE run --help for options)
   validate   report every problem in the file at once, exit 0 or 2
   graph      print the step graph (--format mermaid, dot or text)
+  set        edit fields in place: drawer FILE set lint.parallelism=10 [--dry-run]
+  get        print a field: drawer FILE get lint.parallelism [--effective]
+  unset      remove a field: drawer FILE unset lint.timeout
 
 Options:
   --version  print the version
@@ -110,12 +113,21 @@ def problems_json(problems: Any, path: Path) -> list[dict[str, Any]]:
     ]
 
 
-def load_or_exit(file: str, as_json: bool = False) -> Any:
-    from drawer.loader import InvalidDrawer, load_drawer
+def load_or_exit(file: str, as_json: bool = False, edits: list[str] | None = None) -> Any:
+    """The validated drawer (with `run --set` edits applied in memory), or exit 2."""
+    from drawer.loader import InvalidDrawer, load_drawer, load_text
 
     path = find_drawer(file)
     try:
-        return load_drawer(path)
+        if not edits:
+            return load_drawer(path)
+        from drawer.assign import AssignError, apply_assignments
+
+        try:
+            text = apply_assignments(read_text(path), path, edits, as_string=False)
+        except AssignError as error:
+            fail(str(error))
+        return load_text(text, path)
     except InvalidDrawer as error:
         if as_json:
             report = {"valid": False, "problems": problems_json(error.problems, path)}
@@ -168,6 +180,78 @@ def graph(
     sys.stdout.write(render(loaded.model, graph_format.value, loaded.name))
 
 
+def read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        fail(f"{path} is not UTF-8 text ({error.reason})")
+
+
+@app.command(name="set")
+def set_command(
+    file: Annotated[str, typer.Option("--drawer-file", hidden=True)],
+    assignments: Annotated[list[str], typer.Argument(metavar="PATH=VALUE...")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print a unified diff; write nothing")
+    ] = False,
+    as_string: Annotated[bool, typer.Option("--string", help="keep every value a string")] = False,
+) -> None:
+    """Edit fields in place (STEP.field=VALUE, a.b.c=VALUE, /json/pointer=VALUE, PATH:=JSON);
+    every other byte of the file stays as it was. All or nothing; validated first."""
+    from drawer.assign import AssignError, apply_assignments, unified_diff, write_atomic
+
+    path = find_drawer(file)
+    text = read_text(path)
+    try:
+        new_text = apply_assignments(text, path, assignments, as_string)
+    except AssignError as error:
+        fail(str(error))
+    if dry_run:
+        sys.stdout.write(unified_diff(text, new_text, path))
+        return
+    if new_text != text:
+        write_atomic(path, new_text)
+
+
+@app.command(name="get")
+def get_command(
+    file: Annotated[str, typer.Option("--drawer-file", hidden=True)],
+    target: Annotated[str, typer.Argument(metavar="PATH")],
+    effective: Annotated[
+        bool, typer.Option("--effective", help="the value after defaults, as JSON")
+    ] = False,
+) -> None:
+    """Print a field as written in the file (JSON for lists and maps)."""
+    from drawer.assign import AssignError, effective_value, read_path
+
+    path = find_drawer(file)
+    try:
+        if effective:
+            loaded = load_or_exit(file)
+            sys.stdout.write(effective_value(loaded, target) + "\n")
+        else:
+            sys.stdout.write(read_path(read_text(path), path, target) + "\n")
+    except AssignError as error:
+        fail(str(error))
+
+
+@app.command(name="unset")
+def unset_command(
+    file: Annotated[str, typer.Option("--drawer-file", hidden=True)],
+    target: Annotated[str, typer.Argument(metavar="PATH")],
+) -> None:
+    """Remove a field and its line(s); exit 2 when it is not there."""
+    from drawer.assign import AssignError, remove_path, write_atomic
+
+    path = find_drawer(file)
+    text = read_text(path)
+    try:
+        new_text = remove_path(text, path, target)
+    except AssignError as error:
+        fail(str(error))
+    write_atomic(path, new_text)
+
+
 def _all_steps(model: Any) -> Any:
     from drawer.loader import iter_steps
 
@@ -195,9 +279,13 @@ def run(
     no_progress: Annotated[
         bool, typer.Option("--no-progress", help="plain lines even on a terminal")
     ] = False,
+    edits: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="PATH=VALUE", help="edit the drawer for this run only"),
+    ] = None,
 ) -> None:
     """Run the drawer; exit 0 when it succeeded, 1 when it failed, 130/143 on a signal."""
-    loaded = load_or_exit(file)
+    loaded = load_or_exit(file, edits=edits)
     from drawer.inputs import InputErrors, resolve_inputs
 
     try:
