@@ -221,7 +221,7 @@ def check_no_new_errors(before: str, after: str, path: Path) -> None:
         return
     added = after_errors - _error_keys(_problems_of(before, path))
     if added:
-        raise AssignError("the edit would make the file invalid: " + "; ".join(sorted(added)))
+        raise AssignError("; ".join(sorted(added)) + " (nothing was written)")
 
 
 def unified_diff(before: str, after: str, path: Path) -> str:

@@ -145,9 +145,11 @@ def _pydantic_problems(error: ValidationError, doc: ParsedDocument) -> list[Prob
             continue
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
+        if not message.startswith(where):  # our own messages already name the field
+            message = f"{where}: {message}"
         problems.append(
             Problem(
-                f"{where}: {message}{label}",
+                f"{message}{label}",
                 doc.source.value(path) or doc.source.nearest(path),
             )
         )
