@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob
 import json
-import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from drawer.context import Outcome, RunContext, Scope
 from drawer.model import FileSource, ForEachStep, GlobSource, RangeSource
 from drawer.records import CANCELLED, FAILED, OK, RUNNING, SKIPPED, ErrorInfo, IterationRecord
 from drawer.refs import RefError, interpolate, plain
+from drawer.steps.policy import FailurePolicy, Pacing, tolerance
 from drawer.steps.run import step_env
 
 TIMEOUT_PER_ATTEMPT = False
@@ -151,31 +151,15 @@ def resolve_parallelism(value: Any, scope: Scope, total: int) -> int:
     return max(value, 1)
 
 
-def tolerance(value: int | str, total: int) -> int:
-    """How many failed iterations the loop accepts: a count, or floor(total x percent / 100)."""
-    if isinstance(value, int):
-        return value
-    return math.floor(total * float(value.strip()[:-1]) / 100)
+class _FirstFailure:
+    """The lowest-indexed iteration that failed on its own (the loop error's cause)."""
 
+    def __init__(self) -> None:
+        self.iteration: IterationRecord | None = None
 
-class _LoopState:
-    def __init__(self, delay: float) -> None:
-        self.stopping = False
-        self.delay = delay
-        self.next_start = -math.inf
-        self.first_failure: IterationRecord | None = None
-
-    async def wait_turn(self) -> None:
-        if self.delay <= 0:
-            return
-        start = max(trio.current_time(), self.next_start)
-        self.next_start = start + self.delay
-        await trio.sleep_until(start)
-
-    def failed(self, iteration: IterationRecord) -> None:
-        first = self.first_failure
-        if first is None or iteration.index < first.index:
-            self.first_failure = iteration
+    def add(self, iteration: IterationRecord) -> None:
+        if self.iteration is None or iteration.index < self.iteration.index:
+            self.iteration = iteration
 
 
 async def run_iteration(
@@ -235,11 +219,14 @@ async def execute(
     output = ForEachOutput(items.total, step.collect == "all")
     reuse = previous.output if previous and isinstance(previous.output, ForEachOutput) else None
     limit = tolerance(step.tolerate, items.total)
-    state = _LoopState(delay)
+    pacing = Pacing(delay)
+    stop_scope = trio.CancelScope()
+    policy = FailurePolicy(step.on_item_failure, limit, stop_scope)
+    first_failure = _FirstFailure()
     source = enumerate(items.values)
     ctx.emit(ev.LoopStarted(path, items.total, workers))
 
-    async def worker(cancel_scope: trio.CancelScope) -> None:
+    async def worker() -> None:
         for index, item in source:
             if reuse is not None and reuse.statuses[index] == STATUS_CODES[OK]:
                 reused = reuse.results[index] if reuse.results is not None else None
@@ -249,12 +236,12 @@ async def execute(
             turn = False
             try:
                 await trio.lowlevel.checkpoint()
-                await state.wait_turn()
+                await pacing.wait_turn()
                 turn = True
             finally:
                 if not turn:  # cancelled while waiting for its turn: it never started
                     output.record(_closed(iteration, SKIPPED))
-            if state.stopping:
+            if policy.stopping:
                 output.record(_closed(iteration, SKIPPED))
                 return
             try:
@@ -263,25 +250,23 @@ async def execute(
                 if iteration.status in STATUS_CODES:
                     output.record(iteration)
             if iteration.status == FAILED:
-                state.failed(iteration)
-                if output.counts[FAILED] > limit and step.on_item_failure != "continue":
-                    state.stopping = True
-                    if step.on_item_failure == "stop":
-                        cancel_scope.cancel()
-            if state.stopping:
+                first_failure.add(iteration)
+                policy.failures_now(output.counts[FAILED])
+            if policy.stopping:
                 return
 
     ctx.partial[path] = output
     try:
-        async with trio.open_nursery() as nursery:
-            for _ in range(min(workers, max(items.total, 1))):
-                nursery.start_soon(worker, nursery.cancel_scope)
+        with stop_scope:
+            async with trio.open_nursery() as nursery:
+                for _ in range(min(workers, max(items.total, 1))):
+                    nursery.start_soon(worker)
     finally:
         for index, item in source:
             output.record(_closed(IterationRecord(index, item), SKIPPED))
     del ctx.partial[path]
     if output.counts[FAILED] > limit:
-        return Outcome(output, _loop_error(path, output, state.first_failure, limit))
+        return Outcome(output, _loop_error(path, output, first_failure.iteration, limit))
     return Outcome(output)
 
 

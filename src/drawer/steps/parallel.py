@@ -7,7 +7,6 @@ referable by its own id) or a group `{id, steps}` run as a list (its record's ou
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +18,7 @@ from drawer.context import Outcome, RunContext, Scope
 from drawer.model import AnyStep, BranchGroup, ParallelStep
 from drawer.records import CANCELLED, FAILED, OK, PENDING, RUNNING, SKIPPED, ErrorInfo, StepRecord
 from drawer.refs import RefError
-from drawer.steps.for_each import tolerance
+from drawer.steps.policy import FailurePolicy, Pacing, tolerance
 from drawer.steps.run import step_env
 
 TIMEOUT_PER_ATTEMPT = False
@@ -48,26 +47,6 @@ def resolve_width(value: Any, scope: Scope, total: int) -> int:
             f'max_parallelism must be an integer >= 0 or "all", got {value!r}', code="EXPR_ERROR"
         )
     return max(value, 1)
-
-
-class _Launches:
-    """Branch starts spaced by `delay`, and whether the failure policy has stopped new ones."""
-
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.next_start = -math.inf
-        self.stopped_by: ErrorInfo | None = None
-
-    @property
-    def stopping(self) -> bool:
-        return self.stopped_by is not None
-
-    async def wait_turn(self) -> None:
-        if self.delay <= 0:
-            return
-        start = max(trio.current_time(), self.next_start)
-        self.next_start = start + self.delay
-        await trio.sleep_until(start)
 
 
 async def run_branch(
@@ -130,38 +109,42 @@ async def execute(
     output = ParallelOutput(branches)
     reuse = previous.output if previous and isinstance(previous.output, ParallelOutput) else None
     limit = tolerance(step.tolerate, len(branches))
-    launches = _Launches(delay)
+    pacing = Pacing(delay)
+    stop_scope = trio.CancelScope()
+    policy = FailurePolicy(step.on_branch_failure, limit, stop_scope)
+    stopped_by: ErrorInfo | None = None
     failures: dict[int, ErrorInfo] = {}
     pending = enumerate(branches)
     ctx.emit(ev.LoopStarted(path, len(branches), width, "branches"))
 
-    async def worker(cancel_scope: trio.CancelScope) -> None:
+    async def worker() -> None:
+        nonlocal stopped_by
         for index, branch in pending:
             if reuse is not None and branch.id in reuse.passed:
                 output.records[branch.id] = reuse.records[branch.id]
                 output.passed.add(branch.id)
                 continue
             # No checkpoint between taking a branch and booking its turn: starts keep file order.
-            await launches.wait_turn()
-            if launches.stopping:
+            await pacing.wait_turn()
+            if policy.stopping:
                 return
             failure = await run_branch(ctx, branch, index, scope, path, env, output)
             if failure is not None:
                 failures[index] = failure
-                if len(failures) > limit and step.on_branch_failure != "continue":
-                    launches.stopped_by = failure
-                    if step.on_branch_failure == "stop":
-                        cancel_scope.cancel()
-            if launches.stopping:
+                policy.failures_now(len(failures))
+                if policy.stopping and stopped_by is None:
+                    stopped_by = failure
+            if policy.stopping:
                 return
 
     ctx.partial[path] = output
     try:
-        async with trio.open_nursery() as nursery:
-            for _ in range(min(width, len(branches))):
-                nursery.start_soon(worker, nursery.cancel_scope)
+        with stop_scope:
+            async with trio.open_nursery() as nursery:
+                for _ in range(min(width, len(branches))):
+                    nursery.start_soon(worker)
     finally:
-        _close_unstarted(output, path, launches.stopped_by)
+        _close_unstarted(output, path, stopped_by)
         for branch in branches:
             if not isinstance(branch, BranchGroup):
                 scope.exported[branch.id] = output.records[branch.id]

@@ -13,7 +13,8 @@ from drawer.context import Outcome, RunContext, Scope
 from drawer.model import RepeatStep
 from drawer.records import CANCELLED, FAILED, OK, RUNNING, ErrorInfo, IterationRecord
 from drawer.refs import RefError
-from drawer.steps.for_each import _LoopState, resolve_parallelism
+from drawer.steps.for_each import resolve_parallelism
+from drawer.steps.policy import Pacing
 from drawer.steps.run import step_env
 
 TIMEOUT_PER_ATTEMPT = False
@@ -125,7 +126,7 @@ async def execute(
     # A retry reruns only what did not end ok; a kept iteration keeps its verdict on `until`.
     earlier = previous.output if previous and isinstance(previous.output, RepeatOutput) else None
     output = RepeatOutput()
-    pacing = _LoopState(delay)
+    pacing = Pacing(delay)
     in_flight: dict[int, trio.CancelScope] = {}
     indices = iter(range(limit))
     ctx.emit(ev.LoopStarted(path, limit, workers, "iterations at most"))
