@@ -117,3 +117,17 @@ def test_macros_bind_their_own_variables_and_division_by_zero_is_an_error(
     assert result.steps["squares"]["output"] == [1, 4, 9]
     assert result.steps["big"]["output"] == 2
     assert result.steps["broken"]["error"]["code"] == "EXPR_ERROR"
+
+
+def test_unknown_functions_are_validation_errors(tmp_path: Path) -> None:
+    with pytest.raises(InvalidDrawer) as caught:
+        load(
+            tmp_path,
+            """
+            steps:
+              - {id: a, kind: value, value: [1, 2]}
+              - {id: b, kind: value, value: "${a.output.sum() + size(a.output)}"}
+        """,
+        )
+    messages = [problem.message for problem in caught.value.problems]
+    assert len(messages) == 1 and "unknown function sum()" in messages[0]

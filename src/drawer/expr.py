@@ -28,6 +28,15 @@ _INPUT_FIELD = re.compile(
 _MACRO_VARIABLE = re.compile(r"\.(?:map|filter|all|exists|exists_one)\(\s*([A-Za-z_]\w*)\s*,")
 
 
+# The functions the CEL library provides (operators, written `_+_` or `@in`, are not listed).
+KNOWN_FUNCTIONS = frozenset({
+    "size", "contains", "startsWith", "endsWith", "matches", "int", "uint", "double",
+    "string", "bytes", "bool", "timestamp", "duration", "type", "dyn", "getDate",
+    "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getFullYear", "getHours",
+    "getMilliseconds", "getMinutes", "getMonth", "getSeconds",
+})  # fmt: skip
+
+
 class ExprError(RefError):
     """An expression that does not compile, or fails when evaluated (EXPR_ERROR)."""
 
@@ -45,6 +54,7 @@ class Compiled:
     names: tuple[str, ...]
     step_ids: tuple[str, ...]
     input_names: tuple[str, ...]
+    unknown_functions: tuple[str, ...]
 
 
 @cache
@@ -87,7 +97,11 @@ def compile_expression(text: str) -> Compiled:
     names = tuple(name for name in program.references()["variables"] if name not in bound)
     steps = tuple(match.group(2) or match.group(3) for match in _STEP_LITERAL.finditer(text))
     inputs = tuple(match.group(1) or match.group(2) for match in _INPUT_FIELD.finditer(text))
-    return Compiled(text, program, names, steps, inputs)
+    functions = program.references()["functions"]
+    unknown = tuple(
+        name for name in functions if name.isidentifier() and name not in KNOWN_FUNCTIONS
+    )
+    return Compiled(text, program, names, steps, inputs, unknown)
 
 
 def evaluate(text: str, lookup: Callable[[str], Any]) -> Any:

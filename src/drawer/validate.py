@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drawer.expr import ExprError, compile_expression
+from drawer.expr import KNOWN_FUNCTIONS, ExprError, compile_expression
 from drawer.graph import ancestors, dependencies, find_cycle, is_chain
 from drawer.model import (
     CEL_RESERVED,
@@ -456,6 +456,12 @@ class Checker:
                 self.check_step_ref(ref, name, (), at, scope, owner)
         for step_id in compiled.step_ids:
             self.check_step_ref(ref, step_id, (), at, scope, owner)
+        for name in compiled.unknown_functions:
+            self.error(
+                f"${{{text}}}: unknown function {name}()",
+                at,
+                hint="CEL here has: " + ", ".join(sorted(KNOWN_FUNCTIONS)[:12]) + ", ...",
+            )
         for name in compiled.input_names:
             if name not in self.model.inputs:
                 guess = suggest(name, list(self.model.inputs))
