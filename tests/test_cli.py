@@ -42,6 +42,18 @@ BAD_FILES = {
         "d.yaml:3:10",
         'duplicate step id "a"',
     ),
+    "bad-id-characters": (
+        "d.yaml",
+        "steps:\n  - {id: 9lives, run: x}\n",
+        "d.yaml:2:10",
+        'id "9lives" must start with a letter or _',
+    ),
+    "wait-needs-one-of": (
+        "d.yaml",
+        "steps:\n  - id: w\n    kind: wait\n",
+        "d.yaml:2:5",
+        "a wait step takes exactly one of duration: or until:",
+    ),
     "reserved-id": ("d.yaml", "steps:\n  - {id: inputs, run: x}\n", "d.yaml:2:10", "reserved"),
     "unknown-depends-on": (
         "d.yaml",

@@ -145,7 +145,13 @@ def _pydantic_problems(error: ValidationError, doc: ParsedDocument) -> list[Prob
             continue
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
-        if not message.startswith(where):  # our own messages already name the field
+        if kind == "string_pattern_mismatch" and where in ("id", "as", "index_as"):
+            message = (
+                f'{where} "{item["input"]}" must start with a letter or _ and hold only '
+                "letters, digits, _" + (" and -" if where == "id" else "")
+            )
+        # Our own messages already name the field; a step-level check has no field at all.
+        elif not message.startswith(where) and path and isinstance(path[-1], str):
             message = f"{where}: {message}"
         problems.append(
             Problem(
