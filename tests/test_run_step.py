@@ -178,3 +178,24 @@ def test_python_shell_and_sh_shell_run(run_text: RunText) -> None:
     )
     assert result.steps["py"]["output"]["stdout"] == "True"
     assert result.steps["posix"]["output"]["stdout"] == "sh"
+
+
+def test_output_kept_in_iteration_records_is_bounded(run_text: RunText) -> None:
+    result = run_text(
+        """
+        steps:
+          - id: top
+            run: head -c 10000 /dev/zero | tr '\\0' x
+          - id: each
+            kind: for_each
+            over: [1]
+            steps:
+              - id: inner
+                run: head -c 10000 /dev/zero | tr '\\0' y
+        """
+    )
+    top = result.steps["top"]["output"]
+    assert len(top["stdout"]) == 10000 and top["stdout_truncated"] is False
+    inner = result.steps["each"]["output"]["results"][0]["steps"]["inner"]["output"]
+    assert len(inner["stdout"]) == 4096 and inner["stdout_truncated"] is True
+    assert inner["lines"] == ["y" * 10000]  # computed from the complete output

@@ -234,7 +234,7 @@ async def execute(
     if os.path.exists(output_file):
         values = parse_output_file(output_file.read_text(encoding="utf-8", errors="replace"))
         output_file.unlink()
-    keep = KEEP_TEXT_IN_LOOP if "[" in path else KEEP_TEXT
+    keep = KEEP_TEXT_IN_LOOP if "[" in path or "#" in path else KEEP_TEXT  # iteration records
     output = command_output(result, values, keep, ctx)
     if result.not_found:
         return Outcome(output, ErrorInfo("COMMAND_NOT_FOUND", result.error or "not found", path))
