@@ -125,3 +125,28 @@ def test_find_output_follows_every_kind_of_step_path() -> None:
     assert find_output(document, "route.default.y") == {"stderr": "E5"}
     assert find_output(document, "lint[5].ruff") is None
     assert find_output(document, "nothing.here") is None
+
+
+def test_summary_counts_branches_and_iterations(run_text: RunText) -> None:
+    result = run_text(
+        """
+        steps:
+          - id: block
+            kind: parallel
+            on_branch_failure: continue
+            tolerate: 1
+            branches:
+              - {id: b1, run: "true"}
+              - {id: b2, run: "false"}
+          - id: tries
+            kind: repeat
+            max_iterations: 5
+            until: index == 2
+            steps: [{id: v, kind: value, value: x}]
+        """
+    )
+    console = Console(file=io.StringIO(), width=120, record=True)
+    print_summary(result.document, console)
+    text = console.export_text()
+    assert "1 / 1 / 2 branches" in text
+    assert "3 / 0 / 3 iterations" in text

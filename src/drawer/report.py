@@ -223,9 +223,21 @@ def find_output(document: dict[str, Any], step_path: str) -> Any:
 
 
 def _items(record: dict[str, Any]) -> str:
+    """ok / failed / total for loops and parallel blocks; iterations for a repeat."""
     output = record.get("output")
-    if isinstance(output, dict) and "total" in output and "succeeded" in output:
+    if not isinstance(output, dict):
+        return ""
+    if "total" in output and "succeeded" in output:
         return f"{output['succeeded']} / {output['failed']} / {output['total']}"
+    if "iterations" in output and "winner" in output:
+        results = output.get("results") or []
+        failed = sum(1 for result in results if result.get("status") == "failed")
+        return f"{len(results) - failed} / {failed} / {output['iterations']} iterations"
+    branches = [value for value in output.values() if isinstance(value, dict) and "status" in value]
+    if branches and len(branches) == len(output):
+        failed = sum(1 for branch in branches if branch["status"] == "failed")
+        ok = sum(1 for branch in branches if branch["status"] == "ok")
+        return f"{ok} / {failed} / {len(branches)} branches"
     return ""
 
 
