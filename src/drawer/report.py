@@ -40,6 +40,7 @@ class PlainReporter:
         self.verbose = verbose
         self.quiet = quiet
         self.loops: dict[str, LoopCounts] = {}
+        self.started: dict[str, float] = {}
         self.last_progress = time.monotonic()
 
     def line(self, text: str) -> None:
@@ -86,15 +87,17 @@ class PlainReporter:
         if isinstance(event, ev.IterationStarted):
             counts.running += 1
             if self.verbose:
+                self.started[event.path] = event.clock
                 self.line(f"> {event.path or event.loop_path} started")
             return
         counts.running -= 1
         counts.done += 1
         counts.failed += event.status == "failed"
         if self.verbose:
+            took = event.clock - self.started.pop(event.path, event.clock)
             self.line(
                 f"{STATUS_MARK.get(event.status, '?')} {event.path or event.loop_path} "
-                f"{event.status}"
+                f"{event.status} ({took:.2f}s)"
             )
         now = time.monotonic()
         if now - self.last_progress >= PROGRESS_EVERY:
