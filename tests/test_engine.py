@@ -322,6 +322,10 @@ def test_drawer_outputs_and_run_document_shape(run_text: RunText) -> None:
         "outputs",
         "steps",
         "error",
+        # What `run --resume RUN_DOC.json` needs beyond SPEC 3.2: the --set edits and the
+        # step definition hashes.
+        "edits",
+        "definitions",
     }
     assert document["outputs"] == {"n": 3, "text": "n is 3"}
     record = document["steps"]["a"]

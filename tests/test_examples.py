@@ -78,8 +78,9 @@ class ExampleRun:
 class ExampleRunner:
     """Runs examples as real `python -m drawer` processes from examples/, mktemp in tmpdir."""
 
-    def __init__(self, tmpdir: Path) -> None:
+    def __init__(self, tmpdir: Path, store: Path) -> None:
         self.tmpdir = tmpdir
+        self.store = store
         self.cache: dict[str, ExampleRun] = {}
 
     def env(self, name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -89,6 +90,7 @@ class ExampleRunner:
             if not key.startswith("DRAWER_") and key != "GITHUB_ACTIONS"
         }
         env["TMPDIR"] = str(self.tmpdir)
+        env["DRAWER_HOME"] = str(self.store)  # run records stay out of examples/
         env.update(EXAMPLE_ENV.get(name, {}))
         env.update(extra or {})
         return env
@@ -121,7 +123,9 @@ class ExampleRunner:
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory: pytest.TempPathFactory) -> ExampleRunner:
-    return ExampleRunner(tmp_path_factory.mktemp("examples-tmp"))
+    return ExampleRunner(
+        tmp_path_factory.mktemp("examples-tmp"), tmp_path_factory.mktemp("examples-store")
+    )
 
 
 def example_ids() -> list[str]:

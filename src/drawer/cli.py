@@ -8,6 +8,8 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -18,7 +20,7 @@ from drawer import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_SIGNAL: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
-VERBS = ("run", "validate", "graph", "set", "get", "unset")
+VERBS = ("run", "validate", "graph", "set", "get", "unset", "history", "show", "logs")
 COMMANDS = ("merge", "schema", "help")
 
 app = typer.Typer(
@@ -42,6 +44,9 @@ Verbs:
   set        edit fields in place: drawer FILE set lint.parallelism=10 [--dry-run]
   get        print a field: drawer FILE get lint.parallelism [--effective]
   unset      remove a field: drawer FILE unset lint.timeout
+  history    past runs of this drawer, newest first [--limit N] [--json]
+  show       one past run: drawer FILE show RUN_ID|last [--json]
+  logs       a past run's command output: drawer FILE logs RUN_ID|last [STEP_PATH]
 
 Options:
   --version  print the version
@@ -283,18 +288,73 @@ def run(
         list[str] | None,
         typer.Option("--set", metavar="PATH=VALUE", help="edit the drawer for this run only"),
     ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option("--store", metavar="DIR", help="record the run in DIR (default .drawer/)"),
+    ] = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="record nothing")] = False,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            metavar="RUN_ID|last|RUN_DOC.json",
+            help="a new run that reuses what an earlier run finished ok",
+        ),
+    ] = None,
 ) -> None:
     """Run the drawer; exit 0 when it succeeded, 1 when it failed, 130/143 on a signal."""
+    from drawer.resume import definitions
+
+    earlier = None
+    if resume is not None:
+        if edits:
+            fail(
+                "--set cannot be used with --resume: the resumed run's edits are applied again"
+                " (start a new run to change the drawer)"
+            )
+        earlier = _resume_source(file, resume, store, no_store)
+        edits = earlier.facts.edits
     loaded = load_or_exit(file, edits=edits)
     from drawer.inputs import InputErrors, resolve_inputs
 
+    assignments = inputs or []
+    if earlier is not None:
+        assignments = _resumed_inputs(loaded, earlier.facts, assignments)
     try:
-        resolved = resolve_inputs(loaded.model.inputs, inputs or [], os.environ)
+        resolved = resolve_inputs(loaded.model.inputs, assignments, os.environ)
     except InputErrors as errors:
         _input_problems(loaded, errors.errors)
-    document, signum = _execute(
-        loaded, resolved, as_json=as_json, quiet=quiet, verbose=verbose, no_progress=no_progress
-    )
+    steps = definitions(loaded)
+    recorder = None
+    if not no_store:
+        recorder = _open_recorder(
+            loaded, resolved, edits or [], store, steps, earlier.facts.run_id if earlier else None
+        )
+    previous = _previous(earlier, steps, loaded) if earlier is not None else None
+    try:
+        document, signum = _execute(
+            loaded,
+            resolved,
+            as_json=as_json,
+            quiet=quiet,
+            verbose=verbose,
+            no_progress=no_progress,
+            listeners=[recorder] if recorder is not None else [],
+            extra={
+                "previous": previous,
+                "resumed_from": earlier.facts.run_id if earlier else None,
+                "commit": recorder.commit if recorder is not None else None,
+                "edits": list(edits or []),
+                "definitions": steps,
+            },
+        )
+    finally:
+        if recorder is not None:
+            recorder.connection.close()
+        if earlier is not None:
+            earlier.connection.close()
+    if recorder is not None and recorder.failure is not None:
+        sys.stderr.write(f"drawer: warning: {recorder.failure}\n")
     if output is not None:
         _write_atomic(output, _document_text(document, pretty=False))
     if as_json:
@@ -337,8 +397,155 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+def _open_store_or_exit(option: Path | None) -> tuple[Any, Path]:
+    from drawer.store import StoreError, open_store, store_directory
+
+    directory = store_directory(option, os.environ, Path.cwd())
+    try:
+        connection = open_store(directory)
+    except StoreError as error:
+        fail(f"STORE_ERROR: {error} (choose another with --store DIR, or run with --no-store)")
+    return connection, directory
+
+
+def _content_hash(loaded: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256(loaded.path.read_bytes()).hexdigest()
+
+
+def _open_recorder(
+    loaded: Any,
+    resolved: Any,
+    edits: list[str],
+    option: Path | None,
+    steps: dict[str, str],
+    resumed_from: str | None,
+) -> Any:
+    """The store's listener for this run, or exit 2 (STORE_ERROR) before anything runs."""
+    from drawer.store import RunFacts, RunRecorder
+
+    connection, directory = _open_store_or_exit(option)
+    secret = {name for name, spec in loaded.model.inputs.items() if spec.secret}
+    facts = RunFacts(
+        drawer_path=loaded.path.resolve(),
+        content_hash=_content_hash(loaded),
+        inputs={
+            name: "***" if name in secret else value for name, value in resolved.values.items()
+        },
+        edits=edits,
+        secrets=resolved.secrets,
+        resumed_from=resumed_from,
+        definitions=steps,
+    )
+    return RunRecorder(connection, directory, facts)
+
+
+class _Earlier:
+    """The run a `--resume` continues: a connection to read its records, and its facts."""
+
+    def __init__(self, connection: Any, facts: Any) -> None:
+        self.connection = connection
+        self.facts = facts
+
+
+def _resume_source(file: str, resume: str, option: Path | None, no_store: bool) -> _Earlier:
+    """The run named by `--resume RUN_ID|last|RUN_DOC.json`, or exit 2 saying why not.
+    A run document is recorded into the store first (into memory with --no-store)."""
+    import sqlite3
+
+    from drawer.store import (
+        DocumentError,
+        StoreError,
+        find_run,
+        import_document,
+        migrate,
+        resume_facts,
+    )
+
+    path = find_drawer(file).resolve()
+    as_document = resume.endswith(".json") or (resume != "last" and Path(resume).is_file())
+    if as_document:
+        try:
+            document = json.loads(Path(resume).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            fail(f"--resume {resume}: cannot read a run document: {error}")
+        if no_store:
+            connection = sqlite3.connect(":memory:", isolation_level=None)
+            migrate(connection)
+        else:
+            connection, _ = _open_store_or_exit(option)
+        try:
+            run_id = import_document(connection, document, path)
+            return _Earlier(connection, resume_facts(connection, run_id))
+        except (DocumentError, StoreError, sqlite3.Error) as error:
+            fail(f"--resume {resume}: {error}")
+    # With --no-store this run records nothing, but the run it resumes is read from the store.
+    connection, directory = _open_store_or_exit(option)
+    with _reading_store():
+        run = find_run(connection, path, resume)
+        if run is None:
+            what = "no runs" if resume == "last" else f"no run {resume}"
+            fail(
+                f"--resume {resume}: {what} of {path} recorded in {directory}"
+                f" (see: drawer {file} history)"
+            )
+        return _Earlier(connection, resume_facts(connection, run.run_id))
+
+
+def _resumed_inputs(loaded: Any, facts: Any, given: list[str]) -> list[str]:
+    """The resumed run's inputs as -i assignments; only secret inputs may be given again."""
+    from drawer.context import MASK, as_env_text
+
+    specs = loaded.model.inputs
+    for assignment in given:
+        name = assignment.partition("=")[0].strip()
+        if name in specs and not specs[name].secret:
+            fail(
+                f"-i {name}: --resume reuses the inputs of run {facts.run_id}; only secret"
+                " inputs are given again (start a new run to change the others)"
+            )
+    reused = [
+        f"{name}={as_env_text(value)}"
+        for name, value in facts.inputs.items()
+        if name in specs and not specs[name].secret and value is not None and value != MASK
+    ]
+    return reused + given
+
+
+def _previous(earlier: _Earlier, steps: dict[str, str], loaded: Any) -> Any:
+    """The Previous the engine consults; says on stderr which steps changed since."""
+    from drawer.resume import Previous, changed_steps
+
+    facts = earlier.facts
+    old = facts.definitions
+    if old is None:
+        if facts.content_hash == _content_hash(loaded):
+            old = steps
+        else:
+            old = {}
+            sys.stderr.write(
+                f"drawer: run {facts.run_id} did not record its step definitions and the"
+                " file has changed since: every step runs again\n"
+            )
+    changed = changed_steps(old, steps)
+    for name in changed[:20]:
+        sys.stderr.write(f"drawer: {name} changed since run {facts.run_id}: it runs again\n")
+    if len(changed) > 20:
+        sys.stderr.write(f"drawer: ... and {len(changed) - 20} more changed steps\n")
+    return Previous(earlier.connection, facts.run_id, old, steps)
+
+
 def _execute(
-    loaded: Any, resolved: Any, *, as_json: bool, quiet: bool, verbose: bool, no_progress: bool
+    loaded: Any,
+    resolved: Any,
+    *,
+    as_json: bool,
+    quiet: bool,
+    verbose: bool,
+    no_progress: bool,
+    listeners: list[Any],
+    extra: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], int | None]:
     import trio
     from rich.console import Console
@@ -349,7 +556,7 @@ def _execute(
     stream = sys.stderr if as_json else sys.stdout
     console = Console(file=stream)
     live = stream.isatty() and not no_progress and not quiet and not verbose
-    listeners: list[Any] = []
+    listeners = list(listeners)
     live_reporter = LiveReporter(console) if live else None
     listeners.append(live_reporter or PlainReporter(stream, verbose=verbose, quiet=quiet))
     interrupt = Interrupt()
@@ -369,7 +576,9 @@ def _execute(
                             kill_now.set()
 
             nursery.start_soon(watch_signals)
-            options = RunOptions(resolved.values, resolved.secrets, listeners, kill_now=kill_now)
+            options = RunOptions(
+                resolved.values, resolved.secrets, listeners, kill_now=kill_now, **(extra or {})
+            )
             document = await execute_run(loaded, options, interrupt, cancel_scope)
             nursery.cancel_scope.cancel()
         return document
@@ -392,6 +601,130 @@ def _execute(
     if not (as_json and quiet):
         print_summary(document, console)
     return document, interrupt.signal
+
+
+def _open_history(file: str, option: Path | None) -> tuple[Path, Any, Path]:
+    """The drawer file's resolved path, the store's connection (None: nothing recorded yet)
+    and its directory; exit 2 when the store cannot be read."""
+    from drawer.store import StoreError, open_store, store_directory
+
+    path = find_drawer(file).resolve()
+    directory = store_directory(option, os.environ, Path.cwd())
+    try:
+        return path, open_store(directory, create=False), directory
+    except StoreError as error:
+        fail(f"STORE_ERROR: {error}")
+
+
+def _past_run(file: str, run_id: str, option: Path | None) -> tuple[Any, Any, Path]:
+    """(connection, run summary, store directory) of one recorded run, or exit 2."""
+    from drawer.store import DATABASE, find_run
+
+    path, connection, directory = _open_history(file, option)
+    run = find_run(connection, path, run_id) if connection is not None else None
+    if run is None:
+        what = "no runs" if run_id == "last" else f"no run {run_id}"
+        fail(f"{what} of {path} recorded in {directory / DATABASE} (see: drawer {file} history)")
+    return connection, run, directory
+
+
+@contextmanager
+def _reading_store() -> Iterator[None]:
+    from drawer.store import StoreError
+
+    try:
+        yield
+    except StoreError as error:
+        fail(f"STORE_ERROR: {error}")
+
+
+StoreOption = Annotated[
+    Path | None,
+    typer.Option("--store", metavar="DIR", help="the store to read (default .drawer/)"),
+]
+
+
+@app.command()
+def history(
+    file: Annotated[str, typer.Option("--drawer-file", hidden=True)],
+    limit: Annotated[int, typer.Option("--limit", min=1, help="at most N runs")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="print the runs as JSON")] = False,
+    store: StoreOption = None,
+) -> None:
+    """Past runs of this drawer file, newest first: id, status, start, duration, resumed_from."""
+    from drawer.records import rfc3339
+    from drawer.store import runs_of
+
+    path, connection, _ = _open_history(file, store)
+    with _reading_store():
+        runs = runs_of(connection, path, limit) if connection is not None else []
+    if as_json:
+        sys.stdout.write(json.dumps([run.as_json() for run in runs], indent=2) + "\n")
+        return
+    if not runs:
+        sys.stderr.write(f"drawer: no runs of {path} recorded yet\n")
+        return
+    for run in runs:
+        duration = "" if run.duration is None else f"{run.duration:.2f}s"
+        resumed = f"  resumed from {run.resumed_from}" if run.resumed_from else ""
+        started = rfc3339(run.started_at)
+        sys.stdout.write(f"{run.run_id}  {run.status:<9}  {started}  {duration:>9}{resumed}\n")
+
+
+@app.command()
+def show(
+    file: Annotated[str, typer.Option("--drawer-file", hidden=True)],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="a run id, or last")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the run document")] = False,
+    store: StoreOption = None,
+) -> None:
+    """One past run: its summary, or with --json its run document."""
+    from drawer.store import run_document
+
+    connection, run, _ = _past_run(file, run_id, store)
+    with _reading_store():
+        document = run_document(connection, run.run_id)
+    if as_json:
+        sys.stdout.write(_document_text(document, pretty=sys.stdout.isatty()))
+        return
+    from rich.console import Console
+
+    from drawer.report import print_summary
+
+    resumed = f", resumed from {document['resumed_from']}" if document["resumed_from"] else ""
+    sys.stdout.write(f"run {run.run_id} started {document['started_at']}{resumed}\n")
+    print_summary(document, Console(file=sys.stdout))
+
+
+@app.command()
+def logs(
+    file: Annotated[str, typer.Option("--drawer-file", hidden=True)],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="a run id, or last")],
+    step_path: Annotated[
+        str | None, typer.Argument(metavar="STEP_PATH", help="one step, e.g. lint[3].ruff")
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """A past run's command output: one step's log, or every log in order, each line
+    prefixed with its step path."""
+    from drawer.store import has_step, step_logs
+
+    connection, run, directory = _past_run(file, run_id, store)
+    with _reading_store():
+        found = step_logs(connection, directory, run.run_id)
+    if step_path is None:
+        for path, log in found:
+            with log.open(encoding="utf-8", errors="replace") as handle:
+                for line in handle:
+                    sys.stdout.write(f"[{path}] {line}")
+        return
+    logs_by_path = dict(found)
+    if step_path in logs_by_path:
+        sys.stdout.write(logs_by_path[step_path].read_text(encoding="utf-8", errors="replace"))
+        return
+    with _reading_store():
+        if not has_step(connection, run.run_id, step_path):
+            fail(f"run {run.run_id} has no step {step_path!r}")
 
 
 def main(argv: list[str]) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -14,6 +14,9 @@ from drawer.events import Emitter
 from drawer.loader import LoadedDrawer
 from drawer.records import ErrorInfo, StepRecord
 from drawer.refs import RefError
+
+if TYPE_CHECKING:
+    from drawer.resume import Previous
 
 MASK = "***"
 
@@ -85,6 +88,10 @@ class RunContext:
     """Sub-drawer files already loaded in this run, by resolved path."""
     partial: dict[str, Any] = field(default_factory=dict)
     """Outputs of steps still running, by path: kept when a step is cancelled or times out."""
+    previous: Previous | None = None
+    """The run being resumed, when this run resumes one."""
+    commit: Callable[[], Awaitable[None]] | None = None
+    """Makes the records so far durable; a loop slot awaits it before its next item."""
 
     @property
     def info(self) -> dict[str, dict[str, str]]:

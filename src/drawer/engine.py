@@ -8,10 +8,10 @@ import random
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -32,6 +32,9 @@ from drawer.records import (
 )
 from drawer.refs import RefError, interpolate, interpolate_deep, plain
 from drawer.steps import KINDS
+
+if TYPE_CHECKING:
+    from drawer.resume import Previous
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,8 @@ async def run_list(
         for index, step in enumerate(steps):
             path = join_path(prefix, step.id)
             record = scope.records[step.id]
-            await run_step(ctx, step, scope, path, record)
+            after = (join_path(prefix, steps[index - 1].id),) if index else ()
+            await run_step(ctx, step, scope, path, record, after)
             if record.status == FAILED and step.on_failure == "stop":
                 for later in steps[index + 1 :]:
                     _skip(
@@ -85,7 +89,10 @@ async def _run_dag(
     send, receive = trio.open_memory_channel[str](math.inf)
 
     async def run_one(step: AnyStep) -> None:
-        await run_step(ctx, step, scope, join_path(prefix, step.id), scope.records[step.id])
+        after = tuple(join_path(prefix, dep) for dep in deps[step.id])
+        await run_step(
+            ctx, step, scope, join_path(prefix, step.id), scope.records[step.id], after
+        )
         send.send_nowait(step.id)
 
     async with trio.open_nursery() as nursery:
@@ -211,9 +218,26 @@ async def _attempts(
 
 
 async def run_step(
-    ctx: RunContext, step: AnyStep, scope: Scope, path: str, record: StepRecord
+    ctx: RunContext,
+    step: AnyStep,
+    scope: Scope,
+    path: str,
+    record: StepRecord,
+    after: Sequence[str] = (),
 ) -> None:
-    """One step: `when`, retries, its timeout, and a finished record whatever happens."""
+    """One step: `when`, retries, its timeout, and a finished record whatever happens.
+    `after` holds the paths of the steps it depends on (a resumed run checks them)."""
+    previous = ctx.previous
+    if previous is not None:
+        reused = previous.reuse(step, path, after)
+        if reused is not None:
+            old = reused.record
+            record.status, record.attempts, record.output = OK, old.attempts, old.output
+            record.started_at, record.ended_at = old.started_at, old.ended_at
+            now = trio.current_time()
+            ctx.emit(ev.StepStarted(path, step.kind, now))
+            ctx.emit(ev.StepFinished(path, step.kind, record, now, (previous.run_id, reused.old_path)))
+            return
     record.start()
     ctx.emit(ev.StepStarted(path, step.kind, trio.current_time()))
     try:
@@ -229,6 +253,8 @@ async def run_step(
                 ctx.partial.pop(path, None),
                 ErrorInfo("CANCELLED", f"{path} was cancelled", path),
             )
+        if previous is not None:
+            previous.skipped_again(path, record)
         ctx.emit(ev.StepFinished(path, step.kind, record, trio.current_time()))
 
 
@@ -265,6 +291,13 @@ class RunOptions:
     grace: float = 5.0
     workdir: Path | None = None
     kill_now: trio.Event | None = None
+    previous: Previous | None = None
+    resumed_from: str | None = None
+    commit: Callable[[], Awaitable[None]] | None = None
+    edits: list[str] = field(default_factory=list)
+    """`run --set` edits, kept in the document so that a resume from it reapplies them."""
+    definitions: dict[str, str] = field(default_factory=dict)
+    """Step definition hashes (resume.definitions), kept in the document for the same reason."""
 
 
 def default_max_processes() -> int:
@@ -320,6 +353,8 @@ async def execute_run(
             tmpdir=Path(tmp),
             grace=options.grace,
             kill_now=options.kill_now if options.kill_now is not None else trio.Event(),
+            previous=options.previous,
+            commit=options.commit,
         )
         scope = Scope(ctx)
         emit(ev.RunStarted(run_id, loaded.name, str(loaded.path)))
@@ -341,7 +376,7 @@ async def execute_run(
         "run_id": run_id,
         "drawer": str(loaded.path),
         "name": loaded.name,
-        "resumed_from": None,
+        "resumed_from": options.resumed_from,
         "status": status,
         "started_at": rfc3339(started),
         "ended_at": rfc3339(ended),
@@ -353,6 +388,8 @@ async def execute_run(
         "outputs": outputs,
         "steps": {step_id: record.as_json() for step_id, record in scope.records.items()},
         "error": error.as_json() if error else None,
+        "edits": options.edits,
+        "definitions": options.definitions,
     }
     document = masker.value(plain(document))
     emit(ev.RunFinished(document))

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from drawer.records import ErrorInfo, StepRecord
+
+NO_ITEM: Final = object()
+"""`IterationStarted.item` of an iteration that has no item (a branch, a repeat pass)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,8 @@ class StepFinished:
     kind: str
     record: StepRecord
     clock: float
+    reused: tuple[str, str] | None = None
+    """(run id, step path) of the record a resumed run reused instead of running the step."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,8 @@ class IterationStarted:
     clock: float
     path: str = ""
     """The iteration's own step path (`lint[3]`, `tries#2`, `block.b1`)."""
+    item: Any = NO_ITEM
+    """A for_each iteration's item (the store keys iterations by it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +70,7 @@ class IterationFinished:
     status: str
     clock: float
     path: str = ""
+    error: ErrorInfo | None = None
 
 
 @dataclass(frozen=True, slots=True)

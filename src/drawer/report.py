@@ -63,9 +63,12 @@ class PlainReporter:
                     if record.error and record.error.code != "DEPENDENCY_FAILED"
                     else ""
                 )
-                self.line(
-                    f"{mark} {event.path} {record.status} ({record.duration or 0:.2f}s){error}"
-                )
+                if event.reused is not None:
+                    self.line(f"{mark} {event.path} {record.status} (reused from {event.reused[0]})")
+                else:
+                    self.line(
+                        f"{mark} {event.path} {record.status} ({record.duration or 0:.2f}s){error}"
+                    )
         elif isinstance(event, ev.StepStarted):
             if self.verbose or "[" not in event.path:
                 self.line(f"> {event.path} started")
@@ -163,7 +166,12 @@ class LiveReporter:
                     Text.assemble(
                         (f"{STATUS_MARK.get(record.status, '?')} ", style),
                         event.path,
-                        (f" {record.status} ({record.duration or 0:.2f}s)", "dim"),
+                        (
+                            f" {record.status} (reused from {event.reused[0]})"
+                            if event.reused is not None
+                            else f" {record.status} ({record.duration or 0:.2f}s)",
+                            "dim",
+                        ),
                     )
                 )
         elif isinstance(event, ev.LoopStarted):

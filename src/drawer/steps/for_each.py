@@ -178,7 +178,11 @@ async def run_iteration(
     iteration.started_at = time.time()
     ctx.emit(
         ev.IterationStarted(
-            path, iteration.index, trio.current_time(), f"{path}[{iteration.index}]"
+            path,
+            iteration.index,
+            trio.current_time(),
+            f"{path}[{iteration.index}]",
+            iteration.item,
         )
     )
     try:
@@ -196,6 +200,7 @@ async def run_iteration(
                 iteration.status,
                 trio.current_time(),
                 f"{path}[{iteration.index}]",
+                iteration.error,
             )
         )
 
@@ -224,6 +229,8 @@ async def execute(
     policy = FailurePolicy(step.on_item_failure, limit, stop_scope)
     first_failure = _FirstFailure()
     source = enumerate(items.values)
+    matcher = _Matcher(ctx, path, items.total)
+    commit = ctx.commit
     ctx.emit(ev.LoopStarted(path, items.total, workers))
 
     async def worker() -> None:
@@ -232,6 +239,7 @@ async def execute(
                 reused = reuse.results[index] if reuse.results is not None else None
                 output.record(reused or _closed(IterationRecord(index, item), OK))
                 continue
+            matched = matcher.match(index, item)
             iteration = IterationRecord(index, item)
             turn = False
             try:
@@ -249,6 +257,10 @@ async def execute(
             finally:
                 if iteration.status in STATUS_CODES:
                     output.record(iteration)
+                if matched is not None:
+                    matcher.done(index, matched, step)
+            if commit is not None:
+                await commit()
             if iteration.status == FAILED:
                 first_failure.add(iteration)
                 policy.failures_now(output.counts[FAILED])
@@ -265,9 +277,52 @@ async def execute(
         for index, item in source:
             output.record(_closed(IterationRecord(index, item), SKIPPED))
     del ctx.partial[path]
+    matcher.finish()
     if output.counts[FAILED] > limit:
         return Outcome(output, _loop_error(path, output, first_failure.iteration, limit))
     return Outcome(output)
+
+
+class _Matcher:
+    """A resumed loop's items matched to the earlier run's iterations (SPEC 3.5): by the
+    item's identity, counted in index order (workers take items in that order)."""
+
+    def __init__(self, ctx: RunContext, path: str, total: int) -> None:
+        self.previous = ctx.previous
+        self.path = path
+        self.total = total
+        self.loop = self.previous.loop(path) if self.previous is not None else None
+        self.seen: dict[str, int] = {}
+        self.kept = 0
+
+    def match(self, index: int, item: Any) -> int | None:
+        """The earlier index of this item's iteration, aliased for its steps; or None."""
+        loop = self.loop
+        if loop is None or not loop.by_identity or self.previous is None:
+            return None
+        from drawer.store import item_hash
+
+        digest = item_hash(item)
+        occurrence = self.seen.get(digest, 0)
+        self.seen[digest] = occurrence + 1
+        old_index = loop.by_identity.get(f"{digest}#{occurrence}")
+        if old_index is not None:
+            self.previous.aliases[f"{self.path}[{index}]"] = f"{loop.old_path}[{old_index}]"
+        return old_index
+
+    def done(self, index: int, old_index: int, step: ForEachStep) -> None:
+        assert self.previous is not None
+        complete = self.previous.iteration_done(f"{self.path}[{index}]", step.steps)
+        if complete and old_index == index:
+            self.kept += 1
+
+    def finish(self) -> None:
+        """Every item reused in place, and no more or fewer than before: the loop's output
+        is what it was, and the steps after it may be reused."""
+        loop = self.loop
+        if loop is not None and self.previous is not None:
+            if loop.total == self.total and self.kept == self.total:
+                self.previous.reused.add(self.path)
 
 
 def _closed(iteration: IterationRecord, status: str) -> IterationRecord:

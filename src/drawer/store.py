@@ -1,0 +1,719 @@
+"""Run records in SQLite and command logs beside them: a listener while running, queries after.
+
+One row per run and one per step execution, keyed by its step path (`lint[3].ruff`). Rows
+are buffered and written in short transactions: a loop slot waits for `commit()` before it
+takes its next item, and iterations that end in the same scheduler round share one commit.
+So a `kill -9` loses nothing that had finished, 100,000 iterations cost a few thousand
+commits instead of 200,000, and no write lock is held while commands run (two drawer
+processes can record into one store at once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote, unquote
+
+import trio
+
+from drawer import events as ev
+from drawer.context import Masker
+from drawer.records import rfc3339
+from drawer.refs import plain
+
+SCHEMA_VERSION = 2
+DEFAULT_DIR = ".drawer"
+DATABASE = "drawer.db"
+BUSY_TIMEOUT_MS = 10_000
+_PARENT = re.compile(r"^(.+?)(?:\[\d+\]|#\d+|\.[^.\[\]#]+)$")
+FLUSH_ROWS = 2_000
+"""Rows buffered before they are written without waiting for a loop slot."""
+
+
+class StoreError(Exception):
+    """The store cannot be opened or read (STORE_ERROR); the message names its path."""
+
+
+def store_directory(option: Path | None, environ: Mapping[str, str], cwd: Path) -> Path:
+    """`--store DIR`, else `$DRAWER_HOME`, else `.drawer/` under the current directory."""
+    if option is not None:
+        return option
+    home = environ.get("DRAWER_HOME")
+    return Path(home) if home else cwd / DEFAULT_DIR
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8, integral floats as integers: equal data, equal bytes."""
+    return json.dumps(
+        _integral(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode("utf-8")
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_integral(item) for item in value]
+    return value
+
+
+def item_hash(item: Any) -> str:
+    return hashlib.sha256(canonical_json(item)).hexdigest()
+
+
+def item_identity(item: Any, occurrence: int) -> str:
+    """An iteration's identity across runs: its item's hash and its rank among equal items."""
+    return f"{item_hash(item)}#{occurrence}"
+
+
+def parent_path(path: str) -> str | None:
+    """`lint[3].ruff` -> `lint[3]` -> `lint` -> None; `tries#2` -> `tries`."""
+    match = _PARENT.match(path)
+    return match.group(1) if match else None
+
+
+def log_name(path: str) -> str:
+    """A step path as a file name: everything but letters, digits, `_.-~` percent-escaped."""
+    return f"{quote(path, safe='')}.log"
+
+
+# schema ---------------------------------------------------------------------------------------
+
+
+def _create_v1(connection: sqlite3.Connection) -> None:
+    connection.execute(
+        """CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            drawer_path TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            name TEXT NOT NULL,
+            inputs TEXT NOT NULL,
+            edits TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            error TEXT,
+            resumed_from TEXT,
+            document TEXT
+        )"""
+    )
+    connection.execute("CREATE INDEX runs_by_drawer ON runs (drawer_path, started_at)")
+    connection.execute(
+        """CREATE TABLE steps (
+            run_id TEXT NOT NULL REFERENCES runs (id),
+            path TEXT NOT NULL,
+            parent_path TEXT,
+            kind TEXT NOT NULL,
+            item_index INTEGER,
+            item_hash TEXT,
+            occurrence INTEGER,
+            item_key TEXT GENERATED ALWAYS AS (item_hash || '#' || occurrence) VIRTUAL,
+            attempt INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            started_at REAL,
+            ended_at REAL,
+            exit_code INTEGER,
+            output TEXT,
+            error TEXT,
+            log_path TEXT,
+            PRIMARY KEY (run_id, path)
+        ) WITHOUT ROWID"""
+    )
+    connection.execute(
+        "CREATE INDEX steps_by_item ON steps (run_id, parent_path, item_hash, item_index)"
+    )
+
+
+def _v2_items_and_definitions(connection: sqlite3.Connection) -> None:
+    """Version 2 keeps each iteration's item (canonical JSON) and each run's step
+    definitions (hashes by definition path), which `--resume` compares."""
+    connection.execute("ALTER TABLE steps ADD COLUMN item TEXT")
+    connection.execute("ALTER TABLE runs ADD COLUMN definitions TEXT")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _create_v1,
+    _v2_items_and_definitions,
+)
+"""MIGRATIONS[n] takes a store from schema version n to n + 1."""
+
+
+def migrate(connection: sqlite3.Connection) -> None:
+    """Bring the schema to SCHEMA_VERSION in one transaction (two processes may race here)."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"schema version {version} is newer than this drawer knows ({SCHEMA_VERSION})"
+            )
+        for step in MIGRATIONS[version:]:
+            step(connection)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def open_store(directory: Path, *, create: bool = True) -> sqlite3.Connection | None:
+    """The store's connection (WAL, busy timeout, schema migrated); None when `create` is
+    false and there is no store yet. Raises StoreError naming the database's path."""
+    database = directory / DATABASE
+    if not create and not database.is_file():
+        return None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    except (OSError, sqlite3.Error) as error:
+        raise StoreError(f"cannot open the run store {database}: {error}") from None
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        migrate(connection)
+    except (sqlite3.Error, StoreError) as error:
+        connection.close()
+        raise StoreError(f"cannot use the run store {database}: {error}") from None
+    return connection
+
+
+# recording ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the command line knows about a run before it starts."""
+
+    drawer_path: Path
+    content_hash: str
+    inputs: dict[str, Any]
+    """Secret values already replaced by `***`."""
+    edits: list[str]
+    secrets: list[str]
+    resumed_from: str | None = None
+    definitions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Started:
+    clock: float
+    item_hash: str | None = None
+    item: str | None = None
+
+
+_UPSERT_STEP = """
+INSERT INTO steps (run_id, path, parent_path, kind, attempt, status, started_at, ended_at,
+                   exit_code, output, error, log_path)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (run_id, path) DO UPDATE SET
+    parent_path = excluded.parent_path, kind = excluded.kind, attempt = excluded.attempt,
+    status = excluded.status, started_at = excluded.started_at, ended_at = excluded.ended_at,
+    exit_code = excluded.exit_code, output = excluded.output, error = excluded.error,
+    log_path = coalesce(excluded.log_path, steps.log_path)
+"""
+
+# A single-step branch of a `parallel` shares its path with its step: the step's row wins.
+# A loop's retry runs an iteration again: its attempt counts up.
+_UPSERT_ITERATION = """
+INSERT INTO steps (run_id, path, parent_path, kind, item_index, item_hash, item,
+                   attempt, status, started_at, ended_at, error)
+VALUES (?, ?, ?, 'iteration', ?, ?, ?, 1, ?, ?, ?, ?)
+ON CONFLICT (run_id, path) DO UPDATE SET
+    attempt = steps.attempt + 1, status = excluded.status,
+    started_at = excluded.started_at, ended_at = excluded.ended_at, error = excluded.error
+WHERE steps.kind = 'iteration'
+"""
+
+# Occurrence: an iteration's rank among the loop's equal items, by index (SPEC 3.5).
+_RANK_OCCURRENCES = """
+UPDATE steps SET occurrence = ranked.occurrence
+FROM (
+    SELECT path, row_number() OVER (PARTITION BY item_hash ORDER BY item_index) - 1 AS occurrence
+    FROM steps WHERE run_id = ?1 AND parent_path = ?2 AND item_hash IS NOT NULL
+) AS ranked
+WHERE steps.run_id = ?1 AND steps.path = ranked.path
+    AND steps.occurrence IS NOT ranked.occurrence
+"""
+
+# A reused step's row and the rows below it, copied from the run that recorded them, under
+# the path it has in this run (logs stay where that run wrote them).
+_COPY_SUBTREE = """
+INSERT OR REPLACE INTO steps (run_id, path, parent_path, kind, item_index, item_hash,
+    occurrence, item, attempt, status, started_at, ended_at, exit_code, output, error, log_path)
+SELECT :run, :new || substr(path, :length + 1),
+    CASE WHEN path = :old THEN :parent ELSE :new || substr(parent_path, :length + 1) END,
+    kind, item_index, item_hash, occurrence, item, attempt, status, started_at, ended_at,
+    exit_code, output, error, log_path
+FROM steps
+WHERE run_id = :from_run AND path >= :old AND path < :old || '\\'
+    AND (path = :old OR substr(path, 1, :length + 1) IN (:old || '.', :old || '[', :old || '#'))
+"""
+
+Operation = tuple[str, Any]
+
+
+class RunRecorder:
+    """The store as a listener: a row per run, step and iteration, and a log per command.
+
+    Rows wait in `pending` until `commit()` (a loop slot about to take its next item), the
+    buffer filling up, or the run's end. A failure to write (disk full, say) stops the
+    recording, never the run: `failure` says why.
+    """
+
+    def __init__(self, connection: sqlite3.Connection, directory: Path, facts: RunFacts) -> None:
+        self.connection = connection
+        self.directory = directory
+        self.facts = facts
+        self.masker = Masker(facts.secrets)
+        self.run_id = ""
+        self.failure: str | None = None
+        self.started: dict[str, _Started] = {}
+        self.exit_codes: dict[str, int | None] = {}
+        self.logs: dict[str, IO[str]] = {}
+        self.log_paths: dict[str, str] = {}
+        self.pending: list[Operation] = []
+        self.flushing = False
+        self.flushed = trio.Event()
+
+    def __call__(self, event: ev.Event) -> None:
+        if self.failure is not None:
+            return
+        try:
+            self.record(event)
+            if len(self.pending) >= FLUSH_ROWS:
+                self.flush()
+        except (sqlite3.Error, OSError, TypeError, ValueError) as error:
+            self.stop(error)
+
+    def stop(self, error: Exception) -> None:
+        self.failure = f"the run store {self.directory / DATABASE} stopped recording: {error}"
+        self.pending.clear()
+        self.close_logs()
+        self.flushed.set()
+
+    async def commit(self) -> None:
+        """Wait until every row recorded so far is committed. The first caller yields once,
+        so the iterations that end in this scheduler round share its transaction."""
+        if not self.pending or self.failure is not None:
+            return
+        if self.flushing:
+            await self.flushed.wait()
+            return
+        self.flushing = True
+        try:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            self.flush()
+        finally:
+            self.flushing = False
+            flushed, self.flushed = self.flushed, trio.Event()
+            flushed.set()
+
+    def flush(self) -> None:
+        """Write the buffered rows in one transaction."""
+        if not self.pending or self.failure is not None:
+            return
+        operations, self.pending = self.pending, []
+        connection = self.connection
+        try:
+            connection.execute("BEGIN")
+            start = 0
+            while start < len(operations):
+                sql = operations[start][0]
+                end = start + 1
+                while end < len(operations) and operations[end][0] is sql:
+                    end += 1
+                if end - start == 1:
+                    connection.execute(sql, operations[start][1])
+                else:
+                    connection.executemany(sql, [params for _, params in operations[start:end]])
+                start = end
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            self.stop(error)
+
+    def record(self, event: ev.Event) -> None:
+        if isinstance(event, ev.OutputLine):
+            if event.path:
+                self.log(event.path).write(event.text + "\n")
+        elif isinstance(event, ev.StepStarted):
+            self.started[event.path] = _Started(time.time())
+        elif isinstance(event, ev.StepFinished):
+            self.step_finished(event)
+        elif isinstance(event, ev.IterationStarted):
+            started = self.started[event.path] = _Started(time.time())
+            if event.item is not ev.NO_ITEM:
+                text = canonical_json(event.item)
+                started.item_hash = hashlib.sha256(text).hexdigest()
+                started.item = text.decode("utf-8")
+        elif isinstance(event, ev.IterationFinished):
+            started = self.started.pop(event.path, None) or _Started(time.time())
+            error = self.masker.error(event.error)
+            self.pending.append(
+                (
+                    _UPSERT_ITERATION,
+                    (self.run_id, event.path, event.loop_path, event.index, started.item_hash,
+                     started.item and self.masker.text(started.item), event.status,
+                     started.clock, time.time(), _json(error.as_json()) if error else None),
+                )
+            )  # fmt: skip
+        elif isinstance(event, ev.CommandFinished):
+            self.exit_codes[event.path] = event.exit_code
+            handle = self.logs.get(event.path)
+            if handle is not None:
+                handle.flush()
+        elif isinstance(event, ev.RunStarted):
+            self.run_started(event)
+        elif isinstance(event, ev.RunFinished):
+            self.run_finished(event.document)
+
+    def run_started(self, event: ev.RunStarted) -> None:
+        self.run_id = event.run_id
+        facts = self.facts
+        self.connection.execute(
+            "INSERT INTO runs (id, drawer_path, content_hash, name, inputs, edits, status,"
+            " started_at, resumed_from, definitions)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+            (event.run_id, str(facts.drawer_path), facts.content_hash, event.name,
+             _json(facts.inputs), _json(facts.edits), time.time(), facts.resumed_from,
+             _json(facts.definitions)),
+        )  # fmt: skip
+
+    def step_finished(self, event: ev.StepFinished) -> None:
+        path, record = event.path, event.record
+        handle = self.logs.pop(path, None)
+        if handle is not None:
+            handle.close()
+        started = self.started.pop(path, None)
+        if event.reused is not None:
+            run_id, old = event.reused
+            self.pending.append(
+                (
+                    _COPY_SUBTREE,
+                    {"run": self.run_id, "new": path, "old": old, "length": len(old),
+                     "parent": parent_path(path), "from_run": run_id},
+                )
+            )  # fmt: skip
+            return
+        output = record.output
+        if event.kind == "for_each":
+            # The results live in the iterations' own rows and their steps' rows.
+            data = output.as_json() if hasattr(output, "as_json") else output
+            if isinstance(data, dict):
+                output = {key: value for key, value in data.items() if key != "results"}
+        output = self.masker.value(plain(output))
+        error = self.masker.error(record.error)
+        self.pending.append(
+            (
+                _UPSERT_STEP,
+                (self.run_id, path, parent_path(path), event.kind, record.attempts,
+                 record.status, started.clock if started else record.started_at,
+                 record.ended_at, self.exit_codes.pop(path, None), _json(output),
+                 _json(error.as_json()) if error else None, self.log_paths.pop(path, None)),
+            )
+        )  # fmt: skip
+        if event.kind == "for_each":
+            self.pending.append((_RANK_OCCURRENCES, (self.run_id, path)))
+
+    def run_finished(self, document: dict[str, Any]) -> None:
+        self.close_logs()
+        self.flush()
+        if self.failure is not None:
+            return
+        self.connection.execute(
+            "UPDATE runs SET status = ?, ended_at = ?, error = ?, document = ? WHERE id = ?",
+            (document["status"], time.time(), _json(document["error"]), _json(document),
+             self.run_id),
+        )  # fmt: skip
+
+    def log(self, path: str) -> IO[str]:
+        handle = self.logs.get(path)
+        if handle is None:
+            relative = f"logs/{self.run_id}/{log_name(path)}"
+            target = self.directory / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle = self.logs[path] = target.open("a", encoding="utf-8")
+            self.log_paths[path] = relative
+        return handle
+
+    def close_logs(self) -> None:
+        for handle in self.logs.values():
+            handle.close()
+        self.logs.clear()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# reading --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of `history`."""
+
+    run_id: str
+    name: str
+    status: str
+    started_at: float
+    ended_at: float | None
+    resumed_from: str | None
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended_at is None else round(self.ended_at - self.started_at, 3)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "name": self.name,
+            "status": self.status,
+            "started_at": rfc3339(self.started_at),
+            "ended_at": rfc3339(self.ended_at),
+            "duration": self.duration,
+            "resumed_from": self.resumed_from,
+        }
+
+
+_SUMMARY = "SELECT id, name, status, started_at, ended_at, resumed_from FROM runs"
+
+
+def _read(action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except sqlite3.Error as error:
+        raise StoreError(f"cannot read the run store: {error}") from None
+
+
+def runs_of(connection: sqlite3.Connection, drawer_path: Path, limit: int) -> list[RunSummary]:
+    """The drawer file's runs, newest first."""
+    rows = _read(
+        lambda: connection.execute(
+            f"{_SUMMARY} WHERE drawer_path = ? ORDER BY started_at DESC, id DESC LIMIT ?",
+            (str(drawer_path), limit),
+        ).fetchall()
+    )
+    return [RunSummary(*row) for row in rows]
+
+
+def find_run(connection: sqlite3.Connection, drawer_path: Path, run_id: str) -> RunSummary | None:
+    """A run of this drawer file by id, or its newest run for `last`."""
+    if run_id == "last":
+        runs = runs_of(connection, drawer_path, 1)
+        return runs[0] if runs else None
+    row = _read(
+        lambda: connection.execute(
+            f"{_SUMMARY} WHERE drawer_path = ? AND id = ?", (str(drawer_path), run_id)
+        ).fetchone()
+    )
+    return RunSummary(*row) if row else None
+
+
+def run_document(connection: sqlite3.Connection, run_id: str) -> dict[str, Any]:
+    """The run document (SPEC 3.2) as recorded at the end; for a run that never ended
+    (killed), one rebuilt from its row and the top-level steps that finished."""
+    row = _read(
+        lambda: connection.execute(
+            "SELECT document, drawer_path, name, resumed_from, status, started_at, inputs, error"
+            " FROM runs WHERE id = ?",
+            (run_id,),
+        ).fetchone()
+    )
+    if row[0] is not None:
+        document: dict[str, Any] = json.loads(row[0])
+        return document
+    _, drawer_path, name, resumed_from, status, started_at, inputs, error = row
+    steps = _read(
+        lambda: connection.execute(
+            "SELECT path, status, attempt, started_at, ended_at, output, error FROM steps"
+            " WHERE run_id = ? AND parent_path IS NULL ORDER BY started_at, path",
+            (run_id,),
+        ).fetchall()
+    )
+    last_end = max((step[4] for step in steps if step[4] is not None), default=started_at)
+    return {
+        "run_id": run_id,
+        "drawer": drawer_path,
+        "name": name,
+        "resumed_from": resumed_from,
+        "status": status,
+        "started_at": rfc3339(started_at),
+        "ended_at": None,
+        "duration": round(last_end - started_at, 3),
+        "inputs": json.loads(inputs),
+        "outputs": {},
+        "steps": {
+            path: {
+                "status": step_status,
+                "attempts": attempts,
+                "started_at": rfc3339(started),
+                "ended_at": rfc3339(ended),
+                "duration": None if started is None or ended is None else round(ended - started, 3),
+                "output": json.loads(output) if output else None,
+                "error": json.loads(step_error) if step_error else None,
+            }
+            for path, step_status, attempts, started, ended, output, step_error in steps
+        },
+        "error": json.loads(error) if error else None,
+    }
+
+
+def has_step(connection: sqlite3.Connection, run_id: str, path: str) -> bool:
+    row = _read(
+        lambda: connection.execute(
+            "SELECT 1 FROM steps WHERE run_id = ? AND path = ?", (run_id, path)
+        ).fetchone()
+    )
+    return row is not None
+
+
+def step_logs(
+    connection: sqlite3.Connection, directory: Path, run_id: str
+) -> list[tuple[str, Path]]:
+    """Every log of a run as (step path, file), in the order the steps started; logs of
+    steps that never finished (the run was killed) come last, by path."""
+    rows = _read(
+        lambda: connection.execute(
+            "SELECT path, log_path FROM steps WHERE run_id = ? AND log_path IS NOT NULL"
+            " ORDER BY started_at, path",
+            (run_id,),
+        ).fetchall()
+    )
+    logs = [(path, directory / relative) for path, relative in rows]
+    known = {file.name for _, file in logs}
+    folder = directory / "logs" / run_id
+    if folder.is_dir():
+        unfinished = sorted(p for p in folder.glob("*.log") if p.name not in known)
+        logs.extend((unquote(file.name.removesuffix(".log")), file) for file in unfinished)
+    return logs
+
+
+# resuming -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResumeFacts:
+    """What a resumed run takes from the run it resumes."""
+
+    run_id: str
+    inputs: dict[str, Any]
+    edits: list[str]
+    definitions: dict[str, str] | None
+    """None for a run recorded before definitions were (schema 1): see content_hash."""
+    content_hash: str
+
+
+def resume_facts(connection: sqlite3.Connection, run_id: str) -> ResumeFacts:
+    row = _read(
+        lambda: connection.execute(
+            "SELECT inputs, edits, definitions, content_hash FROM runs WHERE id = ?", (run_id,)
+        ).fetchone()
+    )
+    inputs, edits, definitions, content_hash = row
+    return ResumeFacts(
+        run_id,
+        json.loads(inputs),
+        json.loads(edits),
+        json.loads(definitions) if definitions else None,
+        content_hash,
+    )
+
+
+def _epoch(text: Any) -> float | None:
+    if not isinstance(text, str):
+        return None
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class DocumentError(Exception):
+    """A file given to `--resume` is not a run document."""
+
+
+def import_document(connection: sqlite3.Connection, document: Any, drawer_path: Path) -> str:
+    """Record a run document (from `run --json`/`--output`, perhaps made on another machine)
+    as a run in this store, its top-level steps and loop iterations as rows; returns its id.
+    A run already in the store is left as it is."""
+    if not isinstance(document, dict) or not isinstance(document.get("steps"), dict):
+        raise DocumentError("it is not a drawer run document (no steps)")
+    run_id = document.get("run_id")
+    if not isinstance(run_id, str) or not run_id:
+        raise DocumentError("it is not a drawer run document (no run_id)")
+    if connection.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+        return run_id
+    rows: list[tuple[Any, ...]] = []
+    iterations: list[tuple[Any, ...]] = []
+
+    def add(steps: dict[str, Any], prefix: str) -> None:
+        for step_id, record in steps.items():
+            if not isinstance(record, dict):
+                continue
+            path = f"{prefix}.{step_id}" if prefix else step_id
+            output = record.get("output")
+            kind = "step"
+            if isinstance(output, dict) and "total" in output and "results" in output:
+                kind = "for_each"
+                for entry in output.get("results") or []:
+                    if isinstance(entry, dict) and isinstance(entry.get("index"), int):
+                        here = f"{path}[{entry['index']}]"
+                        text = canonical_json(entry.get("item"))
+                        iterations.append(
+                            (run_id, here, path, entry["index"],
+                             hashlib.sha256(text).hexdigest(), text.decode("utf-8"),
+                             entry.get("status"), _json(entry.get("error"))
+                             if entry.get("error") else None)
+                        )  # fmt: skip
+                        add(entry.get("steps") or {}, here)
+                output = {key: value for key, value in output.items() if key != "results"}
+            error = record.get("error")
+            rows.append(
+                (run_id, path, parent_path(path), kind, record.get("attempts") or 1,
+                 record.get("status") or "failed", _epoch(record.get("started_at")),
+                 _epoch(record.get("ended_at")), _json(output),
+                 _json(error) if error else None)
+            )  # fmt: skip
+
+    add(document["steps"], "")
+    error = document.get("error")
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        connection.execute(
+            "INSERT INTO runs (id, drawer_path, content_hash, name, inputs, edits, status,"
+            " started_at, ended_at, error, resumed_from, document, definitions)"
+            " VALUES (?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, str(drawer_path), str(document.get("name") or ""),
+             _json(document.get("inputs") or {}), _json(document.get("edits") or []),
+             str(document.get("status") or "failed"),
+             _epoch(document.get("started_at")) or 0.0, _epoch(document.get("ended_at")),
+             _json(error) if error else None, document.get("resumed_from"), _json(document),
+             _json(document["definitions"]) if "definitions" in document else None),
+        )  # fmt: skip
+        connection.executemany(
+            "INSERT OR REPLACE INTO steps (run_id, path, parent_path, kind, attempt, status,"
+            " started_at, ended_at, output, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        connection.executemany(
+            "INSERT OR IGNORE INTO steps (run_id, path, parent_path, kind, item_index,"
+            " item_hash, item, attempt, status, error)"
+            " VALUES (?, ?, ?, 'iteration', ?, ?, ?, 1, ?, ?)",
+            iterations,
+        )
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return run_id

@@ -1,0 +1,271 @@
+"""Run records: rows and logs per step path, history/show/logs, where the store lives,
+two writers at once, secrets kept out of every byte."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from drawer.engine import RunOptions, execute_run
+from drawer.inputs import resolve_inputs
+from drawer.store import (
+    DATABASE,
+    SCHEMA_VERSION,
+    RunFacts,
+    RunRecorder,
+    item_identity,
+    open_store,
+    parent_path,
+)
+from tests.conftest import load, run_cli
+
+LOOP = """\
+steps:
+  - id: each
+    kind: for_each
+    over: [a, b, a]
+    parallelism: 2
+    steps:
+      - id: s
+        run: echo "line one $DRAWER_ITEM"; echo "line two" >&2
+  - id: last
+    run: echo done
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "d.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def rows(database: Path, sql: str, *args: Any) -> list[Any]:
+    connection = sqlite3.connect(database)
+    try:
+        return connection.execute(sql, args).fetchall()
+    finally:
+        connection.close()
+
+
+def test_item_identity_is_canonical_json_hash_and_occurrence() -> None:
+    expected = hashlib.sha256('{"a":2,"b":"é"}'.encode()).hexdigest()
+    assert item_identity({"b": "é", "a": 2.0}, 1) == f"{expected}#1"
+    assert item_identity(3.0, 0) == item_identity(3, 0) != item_identity(3.5, 0)
+
+
+def test_parent_paths() -> None:
+    assert parent_path("lint[3].ruff") == "lint[3]"
+    assert parent_path("lint[3]") == "lint"
+    assert parent_path("tries#2.probe") == "tries#2"
+    assert parent_path("block.b1") == "block"
+    assert parent_path("lint") is None
+
+
+def test_a_loop_is_recorded_step_by_step_with_logs(tmp_path: Path) -> None:
+    loaded = load(tmp_path, LOOP)
+    store = tmp_path / "store"
+    connection = open_store(store)
+    assert connection is not None
+    facts = RunFacts(loaded.path.resolve(), "hash", {}, [], [])
+    recorder = RunRecorder(connection, store, facts)
+    resolved = resolve_inputs(loaded.model.inputs, [], {})
+    options = RunOptions(resolved.values, [], [recorder], workdir=tmp_path)
+
+    async def main() -> dict[str, Any]:
+        return await execute_run(loaded, options)
+
+    document = trio.run(main)
+    connection.close()
+    assert recorder.failure is None
+    database = store / DATABASE
+    assert rows(database, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert rows(database, "PRAGMA journal_mode") == [("wal",)]
+    steps = {
+        row[0]: row[1:]
+        for row in rows(
+            database, "SELECT path, parent_path, kind, status, exit_code, item_key FROM steps"
+        )
+    }
+    assert set(steps) == {"each", "each[0]", "each[1]", "each[2]", "each[0].s", "each[1].s",
+                          "each[2].s", "last"}  # fmt: skip
+    assert steps["each[2]"] == ("each", "iteration", "ok", None, item_identity("a", 1))
+    assert steps["each[0]"][4] == item_identity("a", 0)
+    assert steps["each[1]"][4] == item_identity("b", 0)
+    assert steps["each[1].s"] == ("each[1]", "run", "ok", 0, None)
+    output = json.loads(rows(database, "SELECT output FROM steps WHERE path = 'each'")[0][0])
+    assert output["total"] == 3 and "results" not in output
+    log = rows(database, "SELECT log_path FROM steps WHERE path = 'each[1].s'")[0][0]
+    assert (store / log).read_text() == "line one b\nline two\n"
+    assert "%5B1%5D" in log
+    run = rows(database, "SELECT id, status, document FROM runs")
+    assert run[0][:2] == (document["run_id"], "ok")
+    assert json.loads(run[0][2]) == document
+
+
+def test_history_show_and_logs(tmp_path: Path) -> None:
+    write(tmp_path, LOOP)
+    first = run_cli("d.yaml", "run", "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    document = json.loads(first.stdout)
+    assert run_cli("d.yaml", "run", "--quiet", cwd=tmp_path).returncode == 0
+
+    listed = run_cli("d.yaml", "history", "--json", cwd=tmp_path)
+    runs = json.loads(listed.stdout)
+    assert len(runs) == 2 and runs[1]["run_id"] == document["run_id"]
+    assert runs[0]["status"] == "ok" and runs[0]["resumed_from"] is None
+    assert runs[0]["duration"] is not None
+    one = run_cli("d.yaml", "history", "--limit", "1", cwd=tmp_path)
+    assert one.stdout.count("\n") == 1 and runs[0]["run_id"] in one.stdout
+
+    shown = run_cli("d.yaml", "show", document["run_id"], "--json", cwd=tmp_path)
+    assert json.loads(shown.stdout) == document
+    summary = run_cli("d.yaml", "show", "last", cwd=tmp_path)
+    assert summary.returncode == 0 and runs[0]["run_id"] in summary.stdout
+    assert "each" in summary.stdout and "3 / 0 / 3" in summary.stdout
+
+    every = run_cli("d.yaml", "logs", document["run_id"], cwd=tmp_path).stdout.splitlines()
+    assert "[each[2].s] line one a" in every and "[each[2].s] line two" in every
+    assert every[-1] == "[last] done"
+    step = run_cli("d.yaml", "logs", document["run_id"], "each[1].s", cwd=tmp_path)
+    assert step.stdout == "line one b\nline two\n"
+
+    unknown_run = run_cli("d.yaml", "show", "nope", cwd=tmp_path)
+    assert unknown_run.returncode == 2 and "no run nope" in unknown_run.stderr
+    unknown_step = run_cli("d.yaml", "logs", "last", "each[9].s", cwd=tmp_path)
+    assert unknown_step.returncode == 2 and "no step 'each[9].s'" in unknown_step.stderr
+
+
+def test_no_store_writes_nothing_and_drawer_home_moves_it(tmp_path: Path) -> None:
+    write(tmp_path, "steps:\n  - id: a\n    run: echo hi\n")
+    assert run_cli("d.yaml", "run", "--no-store", cwd=tmp_path).returncode == 0
+    assert not (tmp_path / ".drawer").exists()
+    empty = run_cli("d.yaml", "history", "--json", cwd=tmp_path)
+    assert empty.returncode == 0 and json.loads(empty.stdout) == []
+
+    home = tmp_path / "home"
+    env = {"DRAWER_HOME": str(home)}
+    assert run_cli("d.yaml", "run", cwd=tmp_path, env=env).returncode == 0
+    assert (home / DATABASE).is_file() and not (tmp_path / ".drawer").exists()
+    assert len(json.loads(run_cli("d.yaml", "history", "--json", cwd=tmp_path, env=env).stdout))
+    elsewhere = tmp_path / "elsewhere"
+    assert run_cli("d.yaml", "run", "--store", str(elsewhere), cwd=tmp_path).returncode == 0
+    assert (elsewhere / DATABASE).is_file()
+    assert run_cli("d.yaml", "run", cwd=tmp_path).returncode == 0
+    assert (tmp_path / ".drawer" / DATABASE).is_file()
+
+
+def test_an_unusable_store_stops_run_with_exit_2(tmp_path: Path) -> None:
+    write(tmp_path, "steps:\n  - id: a\n    run: echo ran > ran.txt\n")
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / DATABASE).write_bytes(b"this is not a database" * 100)
+    result = run_cli("d.yaml", "run", "--store", str(corrupt), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "STORE_ERROR" in result.stderr and str(corrupt / DATABASE) in result.stderr
+    assert not (tmp_path / "ran.txt").exists()
+
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    connection = sqlite3.connect(newer / DATABASE)
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    connection.close()
+    result = run_cli("d.yaml", "run", "--store", str(newer), cwd=tmp_path)
+    assert result.returncode == 2 and "newer than this drawer knows" in result.stderr
+    assert run_cli("d.yaml", "run", cwd=tmp_path).returncode == 0
+
+
+def test_two_processes_record_into_one_store_at_once(tmp_path: Path) -> None:
+    # Each run waits at a file barrier until the other has started, then both write rows.
+    write(
+        tmp_path,
+        """\
+        inputs:
+          me: {type: string}
+          other: {type: string}
+        steps:
+          - id: meet
+            run: |
+              touch "started-${inputs.me}"
+              for _ in $(seq 1000); do [ -e "started-${inputs.other}" ] && exit 0; sleep 0.01; done
+              exit 1
+          - id: each
+            kind: for_each
+            over: {range: [0, 40]}
+            parallelism: 4
+            steps:
+              - id: s
+                run: echo ${item}
+        """,
+    )
+    command = [sys.executable, "-m", "drawer", "d.yaml", "run", "--quiet"]
+    processes = [
+        subprocess.Popen(
+            [*command, "-i", f"me={me}", "-i", f"other={other}"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for me, other in (("x", "y"), ("y", "x"))
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr
+        assert "locked" not in stderr and "store" not in stderr
+    runs = json.loads(run_cli("d.yaml", "history", "--json", cwd=tmp_path).stdout)
+    assert [run["status"] for run in runs] == ["ok", "ok"]
+    for run in runs:
+        shown = run_cli("d.yaml", "show", run["run_id"], "--json", cwd=tmp_path)
+        assert json.loads(shown.stdout)["steps"]["each"]["output"]["succeeded"] == 40
+    database = tmp_path / ".drawer" / DATABASE
+    counts = rows(database, "SELECT count(*) FROM steps GROUP BY run_id")
+    assert counts == [(82,), (82,)]
+
+
+@pytest.mark.parametrize("status", ["ok", "failed"])
+def test_a_secret_never_reaches_the_store_or_show(tmp_path: Path, status: str) -> None:
+    secret = "hunter2-sekrit"
+    write(
+        tmp_path,
+        f"""\
+        inputs:
+          token: {{type: string, secret: true}}
+        steps:
+          - id: each
+            kind: for_each
+            over: ["${{inputs.token}}", plain]
+            steps:
+              - id: s
+                run: echo "item $DRAWER_ITEM"; echo "token ${{inputs.token}}" >&2
+          - id: v
+            kind: value
+            value: ${{inputs.token}}
+          - id: fail
+            when: {"true" if status == "failed" else "false"}
+            run: echo "${{inputs.token}}" >&2; exit 3
+        """,
+    )
+    env = {"DRAWER_INPUT_TOKEN": secret}
+    result = run_cli("d.yaml", "run", cwd=tmp_path, env=env)
+    assert result.returncode == (0 if status == "ok" else 1), result.stderr
+    store = tmp_path / ".drawer"
+    files = [path for path in store.rglob("*") if path.is_file()]
+    assert any(path.suffix == ".log" for path in files)
+    for path in files:
+        assert secret.encode() not in path.read_bytes(), path
+    shown = run_cli("d.yaml", "show", "last", "--json", cwd=tmp_path)
+    assert json.loads(shown.stdout)["inputs"] == {"token": "***"}
+    summary = run_cli("d.yaml", "show", "last", cwd=tmp_path)
+    logs = run_cli("d.yaml", "logs", "last", cwd=tmp_path)
+    assert "token ***" in logs.stdout
+    for output in (shown, summary, logs):
+        assert secret not in output.stdout + output.stderr
