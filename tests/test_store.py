@@ -91,16 +91,19 @@ def test_a_loop_is_recorded_step_by_step_with_logs(tmp_path: Path) -> None:
     assert rows(database, "PRAGMA journal_mode") == [("wal",)]
     steps = {
         row[0]: row[1:]
-        for row in rows(
-            database, "SELECT path, parent_path, kind, status, exit_code, item_key FROM steps"
-        )
+        for row in rows(database, "SELECT path, parent_path, kind, status, exit_code FROM steps")
     }
     assert set(steps) == {"each", "each[0]", "each[1]", "each[2]", "each[0].s", "each[1].s",
                           "each[2].s", "last"}  # fmt: skip
-    assert steps["each[2]"] == ("each", "iteration", "ok", None, item_identity("a", 1))
-    assert steps["each[0]"][4] == item_identity("a", 0)
-    assert steps["each[1]"][4] == item_identity("b", 0)
-    assert steps["each[1].s"] == ("each[1]", "run", "ok", 0, None)
+    assert steps["each[2]"] == ("each", "iteration", "ok", None)
+    assert steps["each[1].s"] == ("each[1]", "run", "ok", 0)
+    keys = dict(rows(database, "SELECT path, item_key FROM iterations"))
+    assert keys == {
+        "each[0]": item_identity("a", 0),
+        "each[1]": item_identity("b", 0),
+        "each[2]": item_identity("a", 1),
+    }
+    assert rows(database, "SELECT item FROM steps WHERE path = 'each[1]'") == [('"b"',)]
     output = json.loads(rows(database, "SELECT output FROM steps WHERE path = 'each'")[0][0])
     assert output["total"] == 3 and "results" not in output
     log = rows(database, "SELECT log_path FROM steps WHERE path = 'each[1].s'")[0][0]

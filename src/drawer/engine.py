@@ -90,9 +90,7 @@ async def _run_dag(
 
     async def run_one(step: AnyStep) -> None:
         after = tuple(join_path(prefix, dep) for dep in deps[step.id])
-        await run_step(
-            ctx, step, scope, join_path(prefix, step.id), scope.records[step.id], after
-        )
+        await run_step(ctx, step, scope, join_path(prefix, step.id), scope.records[step.id], after)
         send.send_nowait(step.id)
 
     async with trio.open_nursery() as nursery:
@@ -236,7 +234,8 @@ async def run_step(
             record.started_at, record.ended_at = old.started_at, old.ended_at
             now = trio.current_time()
             ctx.emit(ev.StepStarted(path, step.kind, now))
-            ctx.emit(ev.StepFinished(path, step.kind, record, now, (previous.run_id, reused.old_path)))
+            origin = (previous.run_id, reused.old_path)
+            ctx.emit(ev.StepFinished(path, step.kind, record, now, origin))
             return
     record.start()
     ctx.emit(ev.StepStarted(path, step.kind, trio.current_time()))

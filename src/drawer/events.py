@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
-from drawer.records import ErrorInfo, StepRecord
-
-NO_ITEM: Final = object()
-"""`IterationStarted.item` of an iteration that has no item (a branch, a repeat pass)."""
+from drawer.records import ErrorInfo, IterationRecord, StepRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +56,6 @@ class IterationStarted:
     clock: float
     path: str = ""
     """The iteration's own step path (`lint[3]`, `tries#2`, `block.b1`)."""
-    item: Any = NO_ITEM
-    """A for_each iteration's item (the store keys iterations by it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +65,10 @@ class IterationFinished:
     status: str
     clock: float
     path: str = ""
-    error: ErrorInfo | None = None
+    record: IterationRecord | None = None
+    """The iteration's record (a loop or repeat iteration; a branch has none)."""
+    keyed: bool = False
+    """True for a for_each iteration: its item is its identity across runs (SPEC 3.5)."""
 
 
 @dataclass(frozen=True, slots=True)

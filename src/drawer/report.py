@@ -64,7 +64,8 @@ class PlainReporter:
                     else ""
                 )
                 if event.reused is not None:
-                    self.line(f"{mark} {event.path} {record.status} (reused from {event.reused[0]})")
+                    origin = event.reused[0]
+                    self.line(f"{mark} {event.path} {record.status} (reused from {origin})")
                 else:
                     self.line(
                         f"{mark} {event.path} {record.status} ({record.duration or 0:.2f}s){error}"

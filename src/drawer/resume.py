@@ -211,9 +211,9 @@ class Previous:
             return None
         rows = self.connection.execute(
             "SELECT item_hash, row_number() OVER (PARTITION BY item_hash ORDER BY item_index)"
-            " - 1, item_index FROM steps WHERE run_id = ? AND parent_path = ?"
-            " AND kind = 'iteration' AND item_hash IS NOT NULL",
-            (self.run_id, old),
+            " - 1, item_index FROM steps WHERE run_id = ? AND path >= ? AND path < ?"
+            " AND parent_path = ? AND kind = 'iteration' AND item_hash IS NOT NULL",
+            (self.run_id, old + "[", old + "\\", old),
         ).fetchall()
         row = self._row(old)
         total = None

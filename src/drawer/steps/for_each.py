@@ -182,7 +182,6 @@ async def run_iteration(
             iteration.index,
             trio.current_time(),
             f"{path}[{iteration.index}]",
-            iteration.item,
         )
     )
     try:
@@ -200,7 +199,8 @@ async def run_iteration(
                 iteration.status,
                 trio.current_time(),
                 f"{path}[{iteration.index}]",
-                iteration.error,
+                iteration,
+                keyed=True,
             )
         )
 
@@ -320,9 +320,8 @@ class _Matcher:
         """Every item reused in place, and no more or fewer than before: the loop's output
         is what it was, and the steps after it may be reused."""
         loop = self.loop
-        if loop is not None and self.previous is not None:
-            if loop.total == self.total and self.kept == self.total:
-                self.previous.reused.add(self.path)
+        if loop is not None and self.previous is not None and self.kept == self.total == loop.total:
+            self.previous.reused.add(self.path)
 
 
 def _closed(iteration: IterationRecord, status: str) -> IterationRecord:

@@ -107,7 +107,7 @@ async def run_iteration(
                 iteration.status,
                 trio.current_time(),
                 f"{path}#{iteration.index}",
-                iteration.error,
+                iteration,
             )
         )
     return satisfied
