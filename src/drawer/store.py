@@ -383,11 +383,12 @@ class RunRecorder:
             if record.error is not None:
                 error = _json(self.masker.error(record.error).as_json())  # type: ignore[union-attr]
             if event.keyed:
-                text = canonical_json(record.item)
-                digest = hashlib.sha256(text).hexdigest()
-                item = text.decode("utf-8")
+                item = canonical_json(record.item).decode("utf-8")
                 if self.masker:
+                    # An item holding a secret is keyed by its masked text: no hash of a
+                    # secret is stored, and it never matches on resume (it runs again).
                     item = self.masker.text(item)
+                digest = hashlib.sha256(item.encode("utf-8")).hexdigest()
         self.add(
             _UPSERT_ITERATION,
             (self.run_id, event.path, event.loop_path, event.index, digest, item, event.status,
