@@ -33,7 +33,7 @@ SCALE_PARALLELISM = 100
 FILE_LINES = 1_000_000
 STARTUP_STEPS = 200
 EDIT_STEPS = 2_000
-BENCHMARKS = ("fan-out", "efficiency", "scale", "start-up", "edit")
+BENCHMARKS = ("fan-out", "store", "efficiency", "scale", "start-up", "edit")
 
 
 @dataclass
@@ -273,6 +273,35 @@ def bench_fanout(drawer: list[str], workdir: Path, repeats: int) -> list[Row]:
     return rows
 
 
+def fresh_store(workdir: Path, name: str) -> Path:
+    """An empty run store for one sample (the one in workdir would grow run after run)."""
+    store = workdir / name
+    shutil.rmtree(store, ignore_errors=True)
+    return store
+
+
+def bench_store(drawer: list[str], workdir: Path, repeats: int) -> list[Row]:
+    """The fan-out run with its records written to SQLite and without (`--no-store`)."""
+    path = fan_file(workdir, "sh")
+    base = [*drawer, str(path), "run", "--quiet", "--no-progress"]
+
+    def recorded() -> float:
+        return timed([*base, "--store", str(fresh_store(workdir, "store-fanout"))], workdir)
+
+    (ours, our_samples), (theirs, their_samples) = interleaved(
+        [recorded, lambda: timed([*base, "--no-store"], workdir)], repeats
+    )
+    ratio = ours / theirs
+    return [
+        Row(
+            name=f"store: fan-out {FAN_ITEMS} x true, P={FAN_PARALLELISM}, sh, vs --no-store",
+            unit="s", drawer=ours, baseline=theirs, ratio=ratio,
+            target="<= 1.1x --no-store", passed=ratio <= 1.1,
+            detail={"store_samples": our_samples, "no_store_samples": their_samples},
+        )
+    ]  # fmt: skip
+
+
 def timed_xargs_argv(
     count: int, command: list[str], cwd: Path, parallelism: int = FAN_PARALLELISM
 ) -> float:
@@ -368,31 +397,36 @@ def bench_scale(drawer: list[str], workdir: Path, repeats: int) -> list[Row]:
         path = scale_file(workdir, name, over, collect)
         doc = workdir / f"{name}.json"
         argv = [*drawer, str(path), "run", "--quiet", "--no-progress", "--output", str(doc)]
-        samples = []
-        for _ in range(repeats):
-            wall, rss = run_with_peak_rss(argv, workdir)
-            record = json.loads(doc.read_text())["steps"]["scale"]
-            if record["status"] != "ok" or record["output"]["succeeded"] != items:
-                raise RuntimeError(f"{name}: unexpected record {record['status']}")
-            samples.append({"wall": wall, "loop": record["duration"], "rss_mb": rss})
-        loop = statistics.median(s["loop"] for s in samples)
-        wall = statistics.median(s["wall"] for s in samples)
-        rss = max(s["rss_mb"] for s in samples)
-        rate, wall_rate = items / loop, items / wall
-        rows.append(Row(
-            name=f"{label}: items/s (loop)", unit="items/s", drawer=rate, baseline=None,
-            ratio=None, target=">= 20,000 items/s", passed=rate >= 20_000,
-            detail={"samples": samples, "items": items},
-        ))  # fmt: skip
-        rows.append(Row(
-            name=f"{label}: items/s (whole process)", unit="items/s", drawer=wall_rate,
-            baseline=None, ratio=None, target="(info)", passed=None,
-            detail={"wall_s": wall},
-        ))  # fmt: skip
-        rows.append(Row(
-            name=f"{label}: peak RSS", unit="MB", drawer=rss, baseline=None, ratio=None,
-            target=f"< {rss_limit:.0f} MB", passed=rss < rss_limit,
-        ))  # fmt: skip
+        for recorded in (True, False):
+            samples = []
+            for _ in range(repeats):
+                store = ["--store", str(fresh_store(workdir, "store-scale"))]
+                wall, rss = run_with_peak_rss(
+                    [*argv, *(store if recorded else ["--no-store"])], workdir
+                )
+                record = json.loads(doc.read_text())["steps"]["scale"]
+                if record["status"] != "ok" or record["output"]["succeeded"] != items:
+                    raise RuntimeError(f"{name}: unexpected record {record['status']}")
+                samples.append({"wall": wall, "loop": record["duration"], "rss_mb": rss})
+            loop = statistics.median(s["loop"] for s in samples)
+            wall = statistics.median(s["wall"] for s in samples)
+            rss = max(s["rss_mb"] for s in samples)
+            rate, wall_rate = items / loop, items / wall
+            how = "store on" if recorded else "--no-store"
+            rows.append(Row(
+                name=f"{label}, {how}: items/s (loop)", unit="items/s", drawer=rate,
+                baseline=None, ratio=None, target=">= 20,000 items/s", passed=rate >= 20_000,
+                detail={"samples": samples, "items": items},
+            ))  # fmt: skip
+            rows.append(Row(
+                name=f"{label}, {how}: items/s (whole process)", unit="items/s",
+                drawer=wall_rate, baseline=None, ratio=None, target="(info)", passed=None,
+                detail={"wall_s": wall},
+            ))  # fmt: skip
+            rows.append(Row(
+                name=f"{label}, {how}: peak RSS", unit="MB", drawer=rss, baseline=None,
+                ratio=None, target=f"< {rss_limit:.0f} MB", passed=rss < rss_limit,
+            ))  # fmt: skip
     return rows
 
 
@@ -550,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         steps: list[tuple[str, Callable[[], list[Row]]]] = [
             ("fan-out", lambda: bench_fanout(drawer, workdir, repeats)),
+            ("store", lambda: bench_store(drawer, workdir, repeats)),
             ("efficiency", lambda: bench_efficiency(drawer, workdir, repeats)),
             ("edit", lambda: bench_edit(drawer, workdir, repeats)),
             ("scale", lambda: bench_scale(drawer, workdir, repeats)),

@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ BUSY_TIMEOUT_MS = 10_000
 _PARENT = re.compile(r"^(.+?)(?:\[\d+\]|#\d+|\.[^.\[\]#]+)$")
 FLUSH_ROWS = 2_000
 """Rows buffered before they are written without waiting for a loop slot."""
+THREAD_BELOW = 64
+"""Transactions of fewer rows are written from a worker thread (see RunRecorder.commit)."""
 
 
 class StoreError(Exception):
@@ -281,6 +284,8 @@ class RunRecorder:
         self.flushed = trio.Event()
         self.appended = 0
         self.durable = 0
+        self.writing = threading.Lock()
+        """Held while a transaction is written (from the event loop or a worker thread)."""
         self.handlers: dict[type, Callable[[Any], None]] = {
             ev.OutputLine: self.output_line,
             ev.StepFinished: self.step_finished,
@@ -313,11 +318,16 @@ class RunRecorder:
         self.appended += 1
 
     async def commit(self) -> None:
-        """Wait until every row recorded so far is committed. The first caller yields once
-        so that the iterations ending in this scheduler round add their rows to its
-        transaction; callers arriving meanwhile wait for it. (Writing from a worker thread
-        was tried: when iterations are instant every slot waits on the write anyway, and
-        the hand-off made a 30,000-item loop 17 % slower.)"""
+        """Wait until every row recorded so far is committed.
+
+        The first caller yields once, so that the iterations ending in this scheduler round
+        add their rows to its transaction; callers arriving meanwhile wait for it. A small
+        transaction (commands ending one by one) is written from a worker thread (sqlite3
+        lets go of the GIL), so commands keep starting while it commits; a large one
+        (instant iterations, every slot waiting on it) is written here, where the hand-off
+        would only add its cost (a 1,000-command fan-out: +14 % wall time with every commit
+        in the event loop; a 30,000-item value loop: +17 % with every commit in a thread).
+        """
         target = self.appended
         while self.durable < target and self.failure is None:
             if self.flushing:
@@ -326,7 +336,16 @@ class RunRecorder:
             self.flushing = True
             try:
                 await trio.lowlevel.cancel_shielded_checkpoint()
-                self.flush()
+                if len(self.pending) >= THREAD_BELOW:
+                    self.flush()
+                else:
+                    operations, self.pending = self.pending, []
+                    upto = self.appended
+                    with trio.CancelScope(shield=True):
+                        error = await trio.to_thread.run_sync(self.write, operations)
+                    if error is not None:
+                        self.stop(error)
+                    self.durable = max(self.durable, upto)
             finally:
                 self.flushing = False
                 flushed, self.flushed = self.flushed, trio.Event()
@@ -341,7 +360,7 @@ class RunRecorder:
         error = self.write(operations)
         if error is not None:
             self.stop(error)
-        self.durable = upto
+        self.durable = max(self.durable, upto)
 
     def write(self, operations: list[Operation]) -> sqlite3.Error | None:
         """One transaction, rows of a kind together (executemany); returns the error, if any.
@@ -351,6 +370,13 @@ class RunRecorder:
         for sql, params in operations:
             batches.setdefault(sql, []).append(params)
         connection = self.connection
+        with self.writing:
+            return self._write(connection, batches)
+
+    @staticmethod
+    def _write(
+        connection: sqlite3.Connection, batches: dict[str, list[Any]]
+    ) -> sqlite3.Error | None:
         try:
             connection.execute("BEGIN")
             for sql, rows in batches.items():
@@ -449,11 +475,12 @@ class RunRecorder:
         self.flush()
         if self.failure is not None:
             return
-        self.connection.execute(
-            "UPDATE runs SET status = ?, ended_at = ?, error = ?, document = ? WHERE id = ?",
-            (document["status"], time.time(), _json(document["error"]), _json(document),
-             self.run_id),
-        )  # fmt: skip
+        text = _json(document)
+        with self.writing:
+            self.connection.execute(
+                "UPDATE runs SET status = ?, ended_at = ?, error = ?, document = ? WHERE id = ?",
+                (document["status"], time.time(), _json(document["error"]), text, self.run_id),
+            )
 
     def log(self, path: str) -> IO[str]:
         handle = self.logs.get(path)
