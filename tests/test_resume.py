@@ -92,7 +92,11 @@ def test_a_killed_loop_resumes_where_it_stopped(tmp_path: Path) -> None:
     assert all(entry["steps"]["work"]["status"] == "ok" for entry in loop["output"]["results"])
     history = json.loads(run_cli("d.yaml", "history", "--json", cwd=tmp_path).stdout)
     assert history[0]["resumed_from"] == history[1]["run_id"] == resumed["resumed_from"]
-    assert history[1]["status"] == "running"  # killed: it never recorded an end
+    assert history[1]["status"] == "interrupted"  # killed: it never recorded its end
+    shown = run_cli("d.yaml", "show", history[1]["run_id"], "--json", cwd=tmp_path)
+    assert document(shown)["status"] == "interrupted"
+    assert document(shown)["steps"] == {}  # the loop never finished; its iterations did
+    assert (tmp_path / ".drawer" / ".gitignore").read_text().endswith("*\n")
 
 
 # 2. a failed loop: fix what it calls, or change the drawer ----------------------------------------
@@ -462,3 +466,34 @@ def test_a_step_skipped_by_when_both_times_keeps_its_dependants(tmp_path: Path) 
     (tmp_path / "ok").touch()
     assert run_cli("d.yaml", "run", "--resume", "last", cwd=tmp_path).returncode == 0
     assert calls(tmp_path) == Counter({"last": 1})
+
+
+def test_a_run_still_in_progress_is_not_resumed(tmp_path: Path) -> None:
+    write(
+        tmp_path / "d.yaml",
+        """\
+        steps:
+          - id: wait
+            run: touch started; while [ ! -e release ]; do sleep 0.01; done
+        """,
+    )
+    env = {key: value for key, value in os.environ.items() if key != "GITHUB_ACTIONS"}
+    drawer = subprocess.Popen(
+        [sys.executable, "-m", "drawer", "d.yaml", "run", "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started").exists():
+            assert time.monotonic() < deadline and drawer.poll() is None
+            time.sleep(0.01)
+        result = run_cli("d.yaml", "run", "--resume", "last", cwd=tmp_path)
+        assert result.returncode == 2 and "is still running" in result.stderr
+        history = json.loads(run_cli("d.yaml", "history", "--json", cwd=tmp_path).stdout)
+        assert [run["status"] for run in history] == ["running"]
+    finally:
+        (tmp_path / "release").touch()
+        assert drawer.wait(timeout=60) == 0

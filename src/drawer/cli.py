@@ -490,6 +490,11 @@ def _resume_source(file: str, resume: str, option: Path | None, no_store: bool) 
                 f"--resume {resume}: {what} of {path} recorded in {directory}"
                 f" (see: drawer {file} history)"
             )
+        if run.status == "running":
+            fail(
+                f"--resume {resume}: run {run.run_id} is still running (process {run.pid});"
+                " resume it once it has ended"
+            )
         return _Earlier(connection, resume_facts(connection, run.run_id))
 
 

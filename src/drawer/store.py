@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import socket
 import sqlite3
 import threading
 import time
@@ -139,10 +141,13 @@ def _create_v1(connection: sqlite3.Connection) -> None:
 
 
 def _v2_items_and_definitions(connection: sqlite3.Connection) -> None:
-    """Version 2 keeps each iteration's item (canonical JSON) and each run's step
-    definitions (hashes by definition path), which `--resume` compares."""
+    """Version 2 keeps each iteration's item (canonical JSON), each run's step definitions
+    (hashes by definition path, which `--resume` compares) and the recording process."""
     connection.execute("ALTER TABLE steps ADD COLUMN item TEXT")
     connection.execute("ALTER TABLE runs ADD COLUMN definitions TEXT")
+    # Who records a run: a `running` run whose process is gone was killed (`interrupted`).
+    connection.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
+    connection.execute("ALTER TABLE runs ADD COLUMN host TEXT")
     # The item key of SPEC 3.5, for people querying the store: the item's hash and its
     # occurrence among equal items, counted when read (counting on insert would cost a
     # ranking pass per loop or a counter per distinct item).
@@ -188,7 +193,10 @@ def open_store(directory: Path, *, create: bool = True) -> sqlite3.Connection | 
     if not create and not database.is_file():
         return None
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        if not directory.exists():
+            directory.mkdir(parents=True)
+            # As pytest and ruff do with their caches: the records stay out of git.
+            (directory / ".gitignore").write_text("# created by drawer: run records\n*\n")
         connection = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as error:
         raise StoreError(f"cannot open the run store {database}: {error}") from None
@@ -432,11 +440,11 @@ class RunRecorder:
         facts = self.facts
         self.connection.execute(
             "INSERT INTO runs (id, drawer_path, content_hash, name, inputs, edits, status,"
-            " started_at, resumed_from, definitions)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+            " started_at, resumed_from, definitions, pid, host)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
             (event.run_id, str(facts.drawer_path), facts.content_hash, event.name,
              _json(facts.inputs), _json(facts.edits), time.time(), facts.resumed_from,
-             _json(facts.definitions)),
+             _json(facts.definitions), os.getpid(), socket.gethostname()),
         )  # fmt: skip
 
     def step_finished(self, event: ev.StepFinished) -> None:
@@ -514,10 +522,18 @@ class RunSummary:
 
     run_id: str
     name: str
-    status: str
+    recorded_status: str
     started_at: float
     ended_at: float | None
     resumed_from: str | None
+    pid: int | None = None
+    host: str | None = None
+
+    @property
+    def status(self) -> str:
+        """As recorded; `interrupted` for a run still `running` whose process on this
+        machine is gone (killed before it could record its end)."""
+        return _live_status(self.recorded_status, self.pid, self.host)
 
     @property
     def duration(self) -> float | None:
@@ -535,7 +551,20 @@ class RunSummary:
         }
 
 
-_SUMMARY = "SELECT id, name, status, started_at, ended_at, resumed_from FROM runs"
+_SUMMARY = "SELECT id, name, status, started_at, ended_at, resumed_from, pid, host FROM runs"
+RUNNING, INTERRUPTED = "running", "interrupted"
+
+
+def _live_status(status: str, pid: int | None, host: str | None) -> str:
+    if status != RUNNING or pid is None or host != socket.gethostname():
+        return status
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return INTERRUPTED
+    except PermissionError:
+        return status
+    return status
 
 
 def _read(action: Callable[[], Any]) -> Any:
@@ -574,15 +603,16 @@ def run_document(connection: sqlite3.Connection, run_id: str) -> dict[str, Any]:
     (killed), one rebuilt from its row and the top-level steps that finished."""
     row = _read(
         lambda: connection.execute(
-            "SELECT document, drawer_path, name, resumed_from, status, started_at, inputs, error"
-            " FROM runs WHERE id = ?",
+            "SELECT document, drawer_path, name, resumed_from, status, started_at, inputs, error,"
+            " pid, host FROM runs WHERE id = ?",
             (run_id,),
         ).fetchone()
     )
     if row[0] is not None:
         document: dict[str, Any] = json.loads(row[0])
         return document
-    _, drawer_path, name, resumed_from, status, started_at, inputs, error = row
+    _, drawer_path, name, resumed_from, status, started_at, inputs, error, pid, host = row
+    status = _live_status(status, pid, host)
     steps = _read(
         lambda: connection.execute(
             "SELECT path, status, attempt, started_at, ended_at, output, error FROM steps"
