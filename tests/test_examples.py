@@ -41,6 +41,7 @@ EXPECTED_EXAMPLES = {
     "parallel-builds.yaml",
     "route.yaml",
     "release.yaml",
+    "resume.yaml",
 }
 EXPECTED_LIBRARY = {"lib/build-one.yaml"}
 TOKEN = "tok-3f9a7c21-never-shown"
@@ -775,6 +776,26 @@ def test_graph_of_the_new_examples_names_every_step(runner: ExampleRunner, name:
     assert mermaid.returncode == 0, mermaid.stderr
     assert mermaid.stdout.startswith("flowchart TD\n")
     assert all(f'"{step_id}' in mermaid.stdout for step_id in step_ids)
+
+
+def test_resume_fetches_only_the_archives_that_failed(
+    runner: ExampleRunner, tmp_path: Path
+) -> None:
+    env = {"DRAWER_HOME": str(tmp_path / "store")}
+    failed = runner.run("resume.yaml", env={**env, "BROKEN": "charlie foxtrot"})
+    assert failed.returncode == 1
+    assert failed.step("fetch")["output"]["failed"] == 2
+    assert "charlie: mirror unreachable" in failed.stderr
+
+    resumed = runner.run("resume.yaml", "--resume", "last", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.document["resumed_from"] == failed.document["run_id"]
+    # Only commands that ran print; the six archives fetched before are reused.
+    assert sorted(re.findall(r"fetched (\w+)\.tar\.gz", resumed.stderr)) == ["charlie", "foxtrot"]
+    assert resumed.outputs == {"fetched": 8, "report": "8 of 8 archives fetched"}
+    results = resumed.results("fetch")
+    assert [result["item"] for result in results][:3] == ["alpha", "bravo", "charlie"]
+    assert all(result["status"] == "ok" for result in results)
 
 
 def test_the_readme_lists_every_example() -> None:

@@ -144,7 +144,7 @@ def test_resume_runs_only_the_failed_items_after_their_script_is_fixed(tmp_path:
     # The resumed run is complete on its own: resuming it again runs nothing.
     again = run_cli("d.yaml", "run", "--resume", "last", cwd=tmp_path)
     assert again.returncode == 0 and calls(tmp_path) == Counter()
-    assert "reused from" in again.stdout
+    assert "reused from" in again.stdout and "resuming run" in again.stdout
 
 
 def test_a_changed_step_runs_again_and_is_named(tmp_path: Path) -> None:
@@ -497,3 +497,37 @@ def test_a_run_still_in_progress_is_not_resumed(tmp_path: Path) -> None:
     finally:
         (tmp_path / "release").touch()
         assert drawer.wait(timeout=60) == 0
+
+
+def test_reused_containers_keep_their_outputs_and_branch_records(tmp_path: Path) -> None:
+    write(
+        tmp_path / "d.yaml",
+        """\
+        steps:
+          - id: block
+            kind: parallel
+            branches:
+              - {id: one, run: echo one >> calls.txt; echo first}
+              - id: group
+                steps:
+                  - {id: inner, run: echo inner >> calls.txt; echo second}
+          - id: route
+            kind: switch
+            cases:
+              - when: "true"
+                steps:
+                  - {id: chosen, run: echo chosen >> calls.txt; echo third}
+          - id: use
+            run: >-
+              echo use >> calls.txt;
+              echo "${one.output.stdout} ${block.output.group.output.inner.stdout}
+              ${route.output.steps.chosen.output.stdout}"; [ -e ok ]
+        """,
+    )
+    assert run_cli("d.yaml", "run", cwd=tmp_path).returncode == 1
+    calls(tmp_path)
+    (tmp_path / "ok").touch()
+    result = run_cli("d.yaml", "run", "--resume", "last", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert calls(tmp_path) == Counter({"use": 1})
+    assert document(result)["steps"]["use"]["output"]["stdout"] == "first second third"

@@ -19,7 +19,16 @@ from drawer import events as ev
 from drawer.context import Masker, Outcome, RunContext, Scope
 from drawer.graph import dependencies, is_chain
 from drawer.loader import LoadedDrawer
-from drawer.model import AnyStep, DrawerStep, RetryPolicy, RunStep, is_reference, parse_duration
+from drawer.model import (
+    AnyStep,
+    BranchGroup,
+    DrawerStep,
+    ParallelStep,
+    RetryPolicy,
+    RunStep,
+    is_reference,
+    parse_duration,
+)
 from drawer.records import (
     CANCELLED,
     FAILED,
@@ -235,6 +244,8 @@ async def run_step(
             now = trio.current_time()
             ctx.emit(ev.StepStarted(path, step.kind, now))
             origin = (previous.run_id, reused.old_path)
+            if isinstance(step, ParallelStep) and isinstance(old.output, dict):
+                _export_branches(step, old.output, scope)
             ctx.emit(ev.StepFinished(path, step.kind, record, now, origin))
             return
     record.start()
@@ -255,6 +266,14 @@ async def run_step(
         if previous is not None:
             previous.skipped_again(path, record)
         ctx.emit(ev.StepFinished(path, step.kind, record, trio.current_time()))
+
+
+def _export_branches(step: ParallelStep, output: dict[str, Any], scope: Scope) -> None:
+    """A reused parallel step's single-step branches, referable by their ids as after a run."""
+    for branch in step.branches:
+        data = output.get(branch.id)
+        if not isinstance(branch, BranchGroup) and isinstance(data, dict):
+            scope.exported[branch.id] = StepRecord.from_json(data)
 
 
 async def _run_guarded(

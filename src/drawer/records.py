@@ -27,6 +27,13 @@ def rfc3339(timestamp: float | None) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def from_rfc3339(text: Any) -> float | None:
+    """The timestamp `rfc3339` wrote, or None."""
+    if not isinstance(text, str):
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
     """An error: a stable code, a message, the step path where it happened, and its cause."""
@@ -43,6 +50,16 @@ class ErrorInfo:
             "step_path": self.step_path,
             "cause": self.cause.as_json() if self.cause else None,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ErrorInfo:
+        cause = data.get("cause")
+        return cls(
+            str(data.get("code")),
+            str(data.get("message")),
+            data.get("step_path"),
+            cls.from_json(cause) if isinstance(cause, dict) else None,
+        )
 
     def root_cause(self) -> ErrorInfo:
         return self.cause.root_cause() if self.cause else self
@@ -76,6 +93,19 @@ class StepRecord:
         if self.started_at is None or self.ended_at is None:
             return None
         return round(self.ended_at - self.started_at, 3)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StepRecord:
+        """A record as `as_json` wrote it (a resumed run takes over earlier records)."""
+        record = cls()
+        record.status = data.get("status", PENDING)
+        record.attempts = data.get("attempts") or 0
+        record.started_at = from_rfc3339(data.get("started_at"))
+        record.ended_at = from_rfc3339(data.get("ended_at"))
+        record.output = data.get("output")
+        error = data.get("error")
+        record.error = ErrorInfo.from_json(error) if isinstance(error, dict) else None
+        return record
 
     def view(self) -> dict[str, Any]:
         """What a reference to the step sees: `{status, output, error}`."""

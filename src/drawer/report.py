@@ -255,10 +255,10 @@ def _items(record: dict[str, Any]) -> str:
 
 def print_summary(document: dict[str, Any], console: Console) -> None:
     """A table of the top-level steps, then each failure with its error and stderr tail."""
-    table = Table(
-        title=f"{document['name']}: {document['status']} in {document['duration']:.2f}s",
-        title_justify="left",
-    )
+    title = f"{document['name']}: {document['status']} in {document['duration']:.2f}s"
+    if document.get("resumed_from"):
+        title += f", resuming run {document['resumed_from']}"
+    table = Table(title=title, title_justify="left")
     table.add_column("step")
     table.add_column("status")
     table.add_column("duration", justify="right")

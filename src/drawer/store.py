@@ -28,7 +28,7 @@ import trio
 
 from drawer import events as ev
 from drawer.context import Masker
-from drawer.records import rfc3339
+from drawer.records import from_rfc3339, rfc3339
 from drawer.refs import plain
 
 SCHEMA_VERSION = 2
@@ -709,14 +709,6 @@ def resume_facts(connection: sqlite3.Connection, run_id: str) -> ResumeFacts:
     )
 
 
-def _epoch(text: Any) -> float | None:
-    if not isinstance(text, str):
-        return None
-    from datetime import datetime
-
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
 class DocumentError(Exception):
     """A file given to `--resume` is not a run document."""
 
@@ -759,8 +751,8 @@ def import_document(connection: sqlite3.Connection, document: Any, drawer_path: 
             error = record.get("error")
             rows.append(
                 (run_id, path, parent_path(path), kind, record.get("attempts") or 1,
-                 record.get("status") or "failed", _epoch(record.get("started_at")),
-                 _epoch(record.get("ended_at")), _json(output),
+                 record.get("status") or "failed", from_rfc3339(record.get("started_at")),
+                 from_rfc3339(record.get("ended_at")), _json(output),
                  _json(error) if error else None)
             )  # fmt: skip
 
@@ -775,7 +767,8 @@ def import_document(connection: sqlite3.Connection, document: Any, drawer_path: 
             (run_id, str(drawer_path), str(document.get("name") or ""),
              _json(document.get("inputs") or {}), _json(document.get("edits") or []),
              str(document.get("status") or "failed"),
-             _epoch(document.get("started_at")) or 0.0, _epoch(document.get("ended_at")),
+             from_rfc3339(document.get("started_at")) or 0.0,
+             from_rfc3339(document.get("ended_at")),
              _json(error) if error else None, document.get("resumed_from"), _json(document),
              _json(document["definitions"]) if "definitions" in document else None),
         )  # fmt: skip
