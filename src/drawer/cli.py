@@ -9,7 +9,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -563,7 +563,16 @@ def _execute(
     live = stream.isatty() and not no_progress and not quiet and not verbose
     listeners = list(listeners)
     live_reporter = LiveReporter(console) if live else None
-    listeners.append(live_reporter or PlainReporter(stream, verbose=verbose, quiet=quiet))
+    github = None
+    if os.environ.get("GITHUB_ACTIONS") == "true" and live_reporter is None:
+        from drawer.github import GitHubReporter, mask_commands
+
+        github = GitHubReporter(stream, verbose=verbose, quiet=quiet)
+        for command in mask_commands(resolved.secrets):
+            stream.write(command + "\n")
+        listeners.append(github)
+    else:
+        listeners.append(live_reporter or PlainReporter(stream, verbose=verbose, quiet=quiet))
     interrupt = Interrupt()
     kill_now = trio.Event()
 
@@ -605,7 +614,34 @@ def _execute(
         )
     if not (as_json and quiet):
         print_summary(document, console)
+    if github is not None:
+        _github_report(github, document, loaded, stream)
     return document, interrupt.signal
+
+
+def _github_report(github: Any, document: dict[str, Any], loaded: Any, stream: Any) -> None:
+    """Annotations on the failing steps' lines (in the file as it is on disk) and the job
+    summary, after a run in GitHub mode."""
+    from drawer.github import write_summary
+    from drawer.loader import load_drawer
+
+    try:
+        on_disk = load_drawer(loaded.path)
+    except Exception:  # edited away from a valid file: the lines of the run's own text
+        on_disk = loaded
+    display = str(loaded.path)
+    workspace = os.environ.get("GITHUB_WORKSPACE")
+    if workspace:
+        with suppress(ValueError):
+            display = str(loaded.path.resolve().relative_to(Path(workspace).resolve()))
+    for command in github.annotations(on_disk, display):
+        stream.write(command + "\n")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        try:
+            write_summary(Path(summary), github.summary(document, loaded))
+        except OSError as error:
+            sys.stderr.write(f"drawer: warning: cannot write the job summary: {error}\n")
 
 
 def _open_history(file: str, option: Path | None) -> tuple[Path, Any, Path]:

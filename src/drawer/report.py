@@ -35,10 +35,19 @@ class LoopCounts:
 class PlainReporter:
     """Timestamped lines for CI and pipes: output prefixed with its step path."""
 
-    def __init__(self, stream: TextIO, *, verbose: bool = False, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        verbose: bool = False,
+        quiet: bool = False,
+        progress: TextIO | None = None,
+    ) -> None:
         self.stream = stream
         self.verbose = verbose
         self.quiet = quiet
+        self.progress = progress or stream
+        """Where the periodic loop progress lines go (GitHub mode: outside the groups)."""
         self.loops: dict[str, LoopCounts] = {}
         self.started: dict[str, float] = {}
         self.last_progress = time.monotonic()
@@ -108,9 +117,9 @@ class PlainReporter:
             self.last_progress = now
             for path, loop in self.loops.items():
                 if loop.done < loop.total:
-                    self.line(
-                        f"  {path}: {loop.done}/{loop.total} done, {loop.failed} failed, "
-                        f"{loop.running} running"
+                    self.progress.write(
+                        f"{_clock_text()}   {path}: {loop.done}/{loop.total} done, "
+                        f"{loop.failed} failed, {loop.running} running\n"
                     )
 
 
@@ -234,7 +243,7 @@ def find_output(document: dict[str, Any], step_path: str) -> Any:
     return current.get("output") if isinstance(current, dict) else None
 
 
-def _items(record: dict[str, Any]) -> str:
+def items_text(record: dict[str, Any]) -> str:
     """ok / failed / total for loops and parallel blocks; iterations for a repeat."""
     output = record.get("output")
     if not isinstance(output, dict):
@@ -270,7 +279,7 @@ def print_summary(document: dict[str, Any], console: Console) -> None:
             step_id,
             Text(status, STATUS_STYLE.get(status, "white")),
             f"{duration:.2f}s" if duration is not None else "",
-            _items(record),
+            items_text(record),
         )
     console.print(table)
     error = document.get("error")
