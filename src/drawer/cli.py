@@ -48,6 +48,9 @@ Verbs:
   show       one past run: drawer FILE show RUN_ID|last [--json]
   logs       a past run's command output: drawer FILE logs RUN_ID|last [STEP_PATH]
 
+Commands:
+  schema     print the JSON Schema of drawer files (for editors)
+
 Options:
   --version  print the version
   --help     this help
@@ -768,12 +771,30 @@ def logs(
             fail(f"run {run.run_id} has no step {step_path!r}")
 
 
+def _schema_command(args: list[str]) -> NoReturn:
+    """`drawer schema`: the JSON Schema (draft-07) of the drawer format, for editors."""
+    if args and args[0] in ("-h", "--help"):
+        sys.stdout.write(
+            "usage: drawer schema\n\nPrint the JSON Schema (draft-07) of drawer files, for"
+            " editors:\n  # yaml-language-server: $schema=<URL or path of the schema>\n"
+        )
+        raise SystemExit(EXIT_OK)
+    if args:
+        fail(f"drawer schema takes no arguments, got {' '.join(args)}")
+    from drawer.schema import schema_text
+
+    sys.stdout.write(schema_text())
+    raise SystemExit(EXIT_OK)
+
+
 def main(argv: list[str]) -> None:
     """`drawer FILE VERB ...` or `drawer COMMAND ...`, dispatched to the Typer app."""
     if not argv or argv[0] in ("-h", "--help", "help"):
         sys.stdout.write(TOP_HELP)
         raise SystemExit(EXIT_OK if argv else EXIT_USAGE)
     first = argv[0]
+    if first == "schema":
+        _schema_command(argv[1:])
     if first in COMMANDS:
         fail(f'"{first}" is not available in this version of drawer')
     if first.startswith("-"):
