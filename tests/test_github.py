@@ -3,7 +3,11 @@ lines, and a job summary with a table and a Mermaid graph coloured by status."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -12,6 +16,7 @@ import pytest
 from drawer import github
 from drawer.github import GitHubReporter, escape_data, escape_property, mask_commands, top_level
 from tests.conftest import load, run_cli
+from tests.test_action import parse_github_output
 
 SECRET = "gh-s3cr3t-t0ken"
 DRAWER = """\
@@ -180,3 +185,48 @@ def test_a_large_loop_gives_a_small_summary(tmp_path: Path) -> None:
     assert len(summary.encode()) < 5_000
     assert "- `many.odd`: failed in 6 iterations; first at many[7].odd" in summary
     assert stdout.count("::error ") == 1
+
+
+def test_the_action_in_github_mode_end_to_end(tmp_path: Path) -> None:
+    """As a workflow step runs it: outputs, groups, annotation, summary, and the secret
+    nowhere but in the ::add-mask:: line the runner consumes."""
+    (tmp_path / "ci.yaml").write_text(DRAWER + "outputs:\n  prepared: ${prep.output.stdout}\n")
+    files = {name: tmp_path / name for name in ("output.txt", "summary.md")}
+    for path in files.values():
+        path.write_text("")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DRAWER_")}
+    env.update(
+        GITHUB_ACTIONS="true",
+        GITHUB_WORKSPACE=str(tmp_path),
+        GITHUB_OUTPUT=str(files["output.txt"]),
+        GITHUB_STEP_SUMMARY=str(files["summary.md"]),
+        RUNNER_TEMP=str(tmp_path),
+        INPUT_DRAWER="ci.yaml",
+        INPUT_INPUTS=f"token<<END\n{SECRET}\nEND\n",
+        INPUT_SET="each.parallelism=3",
+        INPUT_SUMMARY="true",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "drawer.action"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    outputs = parse_github_output(files["output.txt"].read_text())
+    document = json.loads((tmp_path / outputs["results"]).read_text())
+    assert outputs["status"] == "failed" == document["status"]
+    assert outputs["run-id"] == document["run_id"]
+    assert json.loads(outputs["outputs"]) == {"prepared": "prep with ***"}
+    assert document["edits"] == ["each.parallelism=3"]
+    assert "::group::each: failed in" in done.stdout
+    assert "::error file=ci.yaml,line=12," in done.stdout
+    summary = files["summary.md"].read_text()
+    assert "| `each` | ❌ failed |" in summary and "```mermaid" in summary
+    shown = [line for line in (done.stdout + done.stderr).splitlines() if SECRET in line]
+    assert shown == [f"::add-mask::{SECRET}"]
+    for path in [*files.values(), tmp_path / outputs["results"]]:
+        assert SECRET not in path.read_text()
