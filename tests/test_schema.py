@@ -15,6 +15,7 @@ from ruamel.yaml import YAML
 
 from drawer.loader import InvalidDrawer, load_text
 from drawer.schema import SCHEMA_ID, drawer_schema, schema_text, to_draft7
+from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "schema" / "drawer.schema.json"
@@ -338,3 +339,11 @@ def test_to_draft7_converts_2020_12_constructs() -> None:
             "$defs": {"const": "#/$defs/not-a-ref"},
         },
     }
+
+
+def test_drawer_schema_prints_the_committed_schema() -> None:
+    printed = run_cli("schema", cwd=ROOT)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == (ROOT / "schema" / "drawer.schema.json").read_text()
+    extra = run_cli("schema", "extra", cwd=ROOT)
+    assert extra.returncode == 2 and "takes no arguments" in extra.stderr
