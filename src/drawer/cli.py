@@ -20,7 +20,7 @@ from drawer import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_SIGNAL: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
-VERBS = ("run", "validate", "graph", "set", "get", "unset", "history", "show", "logs")
+VERBS = ("run", "validate", "graph", "set", "get", "unset", "history", "show", "logs", "plan")
 COMMANDS = ("merge", "schema", "help")
 
 app = typer.Typer(
@@ -48,7 +48,10 @@ Verbs:
   show       one past run: drawer FILE show RUN_ID|last [--json]
   logs       a past run's command output: drawer FILE logs RUN_ID|last [STEP_PATH]
 
+  plan       the shards of the sharded loop: drawer FILE plan --shards N [--format json]
+
 Commands:
+  merge      join shards' run documents: drawer merge PART... [--output FILE]
   schema     print the JSON Schema of drawer files (for editors)
 
 Options:
@@ -304,6 +307,10 @@ def run(
             help="a new run that reuses what an earlier run finished ok",
         ),
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option("--shard", metavar="I/N", help="run only shard I of N of the sharded loop"),
+    ] = None,
 ) -> None:
     """Run the drawer; exit 0 when it succeeded, 1 when it failed, 130/143 on a signal."""
     from drawer.resume import definitions
@@ -327,6 +334,9 @@ def run(
         resolved = resolve_inputs(loaded.model.inputs, assignments, os.environ)
     except InputErrors as errors:
         _input_problems(loaded, errors.errors)
+    if shard is None and earlier is not None and earlier.facts.shard:
+        shard = earlier.facts.shard  # resuming a shard resumes the same shard
+    this_shard = _shard_or_exit(loaded, shard) if shard is not None else None
     steps = definitions(loaded)
     recorder = None
     if not no_store:
@@ -349,6 +359,7 @@ def run(
                 "commit": recorder.commit if recorder is not None else None,
                 "edits": list(edits or []),
                 "definitions": steps,
+                "shard": this_shard,
             },
         )
     finally:
@@ -398,6 +409,125 @@ def _write_atomic(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
+
+
+def _shard_or_exit(loaded: Any, text: str) -> Any:
+    from drawer.shard import ShardError, make_shard
+
+    try:
+        return make_shard(loaded.model, text)
+    except ShardError as error:
+        fail(f"{loaded.path}: --shard {text}: {error}")
+
+
+@app.command()
+def plan(
+    file: Annotated[str, typer.Option("--drawer-file", hidden=True)],
+    shards: Annotated[int, typer.Option("--shards", metavar="N", help="how many shards")],
+    plan_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar="gha-matrix|json",
+            help='gha-matrix (default): {"shard": ["1/N", ...]} for a matrix\'s fromJSON;'
+            " json: with the loop and the steps deferred to after the merge",
+        ),
+    ] = "gha-matrix",
+) -> None:
+    """The shards of the sharded loop, for a GitHub Actions matrix."""
+    from drawer.shard import ShardError
+    from drawer.shard import plan as make_plan
+
+    if plan_format not in ("gha-matrix", "json"):
+        fail(f"--format takes gha-matrix or json, got {plan_format!r}")
+    loaded = load_or_exit(file)
+    try:
+        planned = make_plan(loaded.model, shards)
+    except ShardError as error:
+        fail(f"{loaded.path}: {error}")
+    if plan_format == "gha-matrix":
+        sys.stdout.write(json.dumps({"shard": planned["shard"]}, separators=(",", ":")) + "\n")
+    else:
+        sys.stdout.write(json.dumps(planned, indent=2) + "\n")
+
+
+@app.command(name="merge")
+def merge_command(
+    parts: Annotated[list[Path], typer.Argument(metavar="PART...", help="shards' run documents")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", metavar="FILE", help="write the merged run document to FILE"),
+    ] = None,
+) -> None:
+    """Join the run documents of every shard into the document of the whole run; exit 0
+    when it is ok, 1 when it failed, 2 when a shard is missing (SHARD_MISSING)."""
+    from drawer.loader import InvalidDrawer, load_drawer, load_text
+    from drawer.shard import ShardError, merge
+
+    documents = []
+    for part in parts:
+        try:
+            documents.append(json.loads(part.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as error:
+            fail(f"{part}: cannot read a run document: {error}")
+    first = documents[0] if isinstance(documents[0], dict) else {}
+    drawer_path = Path(str(first.get("drawer") or ""))
+    try:
+        loaded = load_drawer(drawer_path)
+        if first.get("edits"):
+            from drawer.assign import apply_assignments
+
+            text = apply_assignments(read_text(drawer_path), drawer_path, first["edits"], False)
+            loaded = load_text(text, drawer_path)
+    except (InvalidDrawer, OSError, Exception) as error:
+        fail(
+            f"merge needs the drawer file the shards ran, {drawer_path}, from the same"
+            f" directory: {error}"
+        )
+    try:
+        document = merge(documents, [str(part) for part in parts], loaded)
+    except ShardError as error:
+        fail(f"{error.code}: {error}")
+    text = _document_text(document, pretty=output is None and sys.stdout.isatty())
+    if output is not None:
+        _write_atomic(output, _document_text(document, pretty=False))
+        from rich.console import Console
+
+        from drawer.report import print_summary
+
+        print_summary(document, Console(file=sys.stdout))
+    else:
+        sys.stdout.write(text)
+    if os.environ.get("GITHUB_ACTIONS") == "true" and os.environ.get("GITHUB_STEP_SUMMARY"):
+        _merged_summary(document, loaded)
+    raise SystemExit(EXIT_OK if document["status"] == "ok" else EXIT_FAILED)
+
+
+def _merged_summary(document: dict[str, Any], loaded: Any) -> None:
+    """The merged run's job summary: the same table and graph as a single run's."""
+    from drawer.github import GitHubReporter, write_summary
+    from drawer.records import StepRecord
+    from drawer.resume import definition_path
+
+    reporter = GitHubReporter(sys.stderr)
+    order = ("failed", "cancelled", "skipped", "ok")
+
+    def visit(steps: dict[str, Any], prefix: str) -> None:
+        for step_id, record in steps.items():
+            path = f"{prefix}.{step_id}" if prefix else step_id
+            status = record.get("status")
+            known = reporter.statuses.get(definition_path(path))
+            if status in order and (known is None or order.index(status) < order.index(known)):
+                reporter.statuses[definition_path(path)] = status
+            output = record.get("output")
+            if isinstance(output, dict):
+                for entry in output.get("results") or []:
+                    if isinstance(entry, dict) and isinstance(entry.get("steps"), dict):
+                        visit(entry["steps"], f"{path}[{entry.get('index')}]")
+
+    visit(document["steps"], "")
+    del StepRecord
+    write_summary(Path(os.environ["GITHUB_STEP_SUMMARY"]), reporter.summary(document, loaded))
 
 
 def _open_store_or_exit(option: Path | None) -> tuple[Any, Path]:
@@ -795,6 +925,8 @@ def main(argv: list[str]) -> None:
     first = argv[0]
     if first == "schema":
         _schema_command(argv[1:])
+    if first == "merge":
+        app(argv, prog_name="drawer")
     if first in COMMANDS:
         fail(f'"{first}" is not available in this version of drawer')
     if first.startswith("-"):

@@ -17,6 +17,7 @@ from drawer.refs import RefError
 
 if TYPE_CHECKING:
     from drawer.resume import Previous
+    from drawer.shard import Shard
 
 MASK = "***"
 
@@ -92,6 +93,8 @@ class RunContext:
     """The run being resumed, when this run resumes one."""
     commit: Callable[[], Awaitable[None]] | None = None
     """Makes the records so far durable; a loop slot awaits it before its next item."""
+    shard: Shard | None = None
+    """With `run --shard I/N`: the sharded loop, this shard, and the deferred steps."""
 
     @property
     def info(self) -> dict[str, dict[str, str]]:

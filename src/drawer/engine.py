@@ -44,6 +44,7 @@ from drawer.steps import KINDS
 
 if TYPE_CHECKING:
     from drawer.resume import Previous
+    from drawer.shard import Shard
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,18 @@ async def run_step(
 ) -> None:
     """One step: `when`, retries, its timeout, and a finished record whatever happens.
     `after` holds the paths of the steps it depends on (a resumed run checks them)."""
+    if ctx.shard is not None and path in ctx.shard.deferred:
+        record.finish(
+            SKIPPED,
+            error=ErrorInfo(
+                "SHARD_DEFERRED",
+                f"{path} depends on the sharded loop {ctx.shard.loop}: it runs after"
+                " the shards are merged",
+                path,
+            ),
+        )
+        ctx.emit(ev.StepFinished(path, step.kind, record, trio.current_time()))
+        return
     previous = ctx.previous
     if previous is not None:
         reused = previous.reuse(step, path, after)
@@ -316,6 +329,7 @@ class RunOptions:
     """`run --set` edits, kept in the document so that a resume from it reapplies them."""
     definitions: dict[str, str] = field(default_factory=dict)
     """Step definition hashes (resume.definitions), kept in the document for the same reason."""
+    shard: Shard | None = None
 
 
 def default_max_processes() -> int:
@@ -373,6 +387,7 @@ async def execute_run(
             kill_now=options.kill_now if options.kill_now is not None else trio.Event(),
             previous=options.previous,
             commit=options.commit,
+            shard=options.shard,
         )
         scope = Scope(ctx)
         emit(ev.RunStarted(run_id, loaded.name, str(loaded.path)))
@@ -409,6 +424,8 @@ async def execute_run(
         "edits": options.edits,
         "definitions": options.definitions,
     }
+    if options.shard is not None:
+        document["shard"] = options.shard.as_json()
     document = masker.value(plain(document))
     emit(ev.RunFinished(document))
     return document

@@ -128,6 +128,9 @@ class LoopMatches:
     old_path: str
     by_identity: dict[str, int]
     total: int | None
+    bare: frozenset[int] = frozenset()
+    """Old indices of iterations that ended ok with no step records (from a run document
+    of a `collect: none` loop, which keeps `{index, item, status, error}` only)."""
 
 
 class Previous:
@@ -211,16 +214,20 @@ class Previous:
             return None
         rows = self.connection.execute(
             "SELECT item_hash, row_number() OVER (PARTITION BY item_hash ORDER BY item_index)"
-            " - 1, item_index FROM steps WHERE run_id = ? AND path >= ? AND path < ?"
-            " AND parent_path = ? AND kind = 'iteration' AND item_hash IS NOT NULL",
+            " - 1, item_index, status = 'ok' AND NOT EXISTS (SELECT 1 FROM steps AS child"
+            " WHERE child.run_id = it.run_id AND child.path > it.path || '.'"
+            " AND child.path < it.path || '/') FROM steps AS it"
+            " WHERE run_id = ? AND path >= ? AND path < ? AND parent_path = ?"
+            " AND kind = 'iteration' AND item_hash IS NOT NULL",
             (self.run_id, old + "[", old + "\\", old),
         ).fetchall()
         row = self._row(old)
         total = None
         if row is not None and row[4] is not None:
             total = json.loads(row[4]).get("total")
-        by_identity = {f"{digest}#{occurrence}": index for digest, occurrence, index in rows}
-        return LoopMatches(old, by_identity, total)
+        by_identity = {f"{digest}#{occurrence}": index for digest, occurrence, index, _ in rows}
+        bare = frozenset(index for _, _, index, is_bare in rows if is_bare)
+        return LoopMatches(old, by_identity, total, bare)
 
     def iteration_done(self, path: str, body: Sequence[AnyStep]) -> bool:
         """Forget an iteration's alias and reuse marks; True when all its steps were reused."""

@@ -691,6 +691,8 @@ class ResumeFacts:
     definitions: dict[str, str] | None
     """None for a run recorded before definitions were (schema 1): see content_hash."""
     content_hash: str
+    shard: str | None = None
+    """`I/N` when the run was a shard (known from its run document)."""
 
 
 def resume_facts(connection: sqlite3.Connection, run_id: str) -> ResumeFacts:
@@ -700,12 +702,19 @@ def resume_facts(connection: sqlite3.Connection, run_id: str) -> ResumeFacts:
         ).fetchone()
     )
     inputs, edits, definitions, content_hash = row
+    shard = None
+    document = connection.execute("SELECT document FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if document and document[0]:
+        info = json.loads(document[0]).get("shard")
+        if isinstance(info, dict) and "index" in info and "count" in info:
+            shard = f"{info['index']}/{info['count']}"
     return ResumeFacts(
         run_id,
         json.loads(inputs),
         json.loads(edits),
         json.loads(definitions) if definitions else None,
         content_hash,
+        shard,
     )
 
 

@@ -140,6 +140,33 @@ class ForEachOutput:
         return data
 
 
+class ShardOutput(ForEachOutput):
+    """A shard's loop output: its own items' counts, and `{index, item, status, error}` for
+    each of them (with their steps under `collect: all`), indices those of the whole loop."""
+
+    def __init__(self, total: int, collect: bool, selected: int) -> None:
+        super().__init__(total, True)
+        self.collect = collect
+        self.total = selected
+
+    def as_json(self) -> dict[str, Any]:
+        data = super().as_json()
+        kept = [entry for entry in self.results or [] if entry is not None]
+        if self.collect:
+            data["results"] = kept
+        else:
+            data["results"] = [
+                {
+                    "index": entry.index,
+                    "item": entry.item,
+                    "status": entry.status,
+                    "error": entry.error.as_json() if entry.error else None,
+                }
+                for entry in kept
+            ]
+        return data
+
+
 def resolve_parallelism(value: Any, scope: Scope, total: int) -> int:
     value = engine.resolve_scheduling(value, scope)
     if value == "all":
@@ -221,17 +248,27 @@ async def execute(
             error, "code", "FOREACH_NOT_A_LIST" if isinstance(error, OSError) else "EXPR_ERROR"
         )
         return Outcome(None, ErrorInfo(code, str(error), path))
-    output = ForEachOutput(items.total, step.collect == "all")
+    shard = ctx.shard if ctx.shard is not None and ctx.shard.loop == path else None
+    if shard is not None:
+        # Only this shard's items, under their indices in the whole loop.
+        shard.total = items.total
+        pairs = [(index, item) for index, item in enumerate(items.values) if shard.holds(item)]
+        output: ForEachOutput = ShardOutput(items.total, step.collect == "all", len(pairs))
+        source: Iterator[tuple[int, Any]] = iter(pairs)
+        count = len(pairs)
+    else:
+        output = ForEachOutput(items.total, step.collect == "all")
+        source = enumerate(items.values)
+        count = items.total
     reuse = previous.output if previous and isinstance(previous.output, ForEachOutput) else None
-    limit = tolerance(step.tolerate, items.total)
+    limit = tolerance(step.tolerate, count)
     pacing = Pacing(delay)
     stop_scope = trio.CancelScope()
     policy = FailurePolicy(step.on_item_failure, limit, stop_scope)
     first_failure = _FirstFailure()
-    source = enumerate(items.values)
-    matcher = _Matcher(ctx, path, items.total)
+    matcher = _Matcher(ctx, path, count)
     commit = ctx.commit
-    ctx.emit(ev.LoopStarted(path, items.total, workers))
+    ctx.emit(ev.LoopStarted(path, count, workers))
 
     async def worker() -> None:
         for index, item in source:
@@ -240,6 +277,15 @@ async def execute(
                 output.record(reused or _closed(IterationRecord(index, item), OK))
                 continue
             matched = matcher.match(index, item)
+            if matched is not None and matcher.take_bare(index, matched, step):
+                iteration = _closed(IterationRecord(index, item), OK)
+                iteration.started_at = iteration.ended_at = time.time()
+                here = f"{path}[{index}]"
+                now = trio.current_time()
+                ctx.emit(ev.IterationStarted(path, index, now, here))
+                ctx.emit(ev.IterationFinished(path, index, OK, now, here, iteration, keyed=True))
+                output.record(iteration)
+                continue
             iteration = IterationRecord(index, item)
             turn = False
             try:
@@ -271,7 +317,7 @@ async def execute(
     try:
         with stop_scope:
             async with trio.open_nursery() as nursery:
-                for _ in range(min(workers, max(items.total, 1))):
+                for _ in range(min(workers, max(count, 1))):
                     nursery.start_soon(worker)
     finally:
         for index, item in source:
@@ -309,6 +355,19 @@ class _Matcher:
         if old_index is not None:
             self.previous.aliases[f"{self.path}[{index}]"] = f"{loop.old_path}[{old_index}]"
         return old_index
+
+    def take_bare(self, index: int, old_index: int, step: ForEachStep) -> bool:
+        """True when the earlier iteration ended ok but kept no step records (a run document
+        of a `collect: none` loop) and the body is unchanged: it counts as done."""
+        loop, previous = self.loop, self.previous
+        if loop is None or previous is None or old_index not in loop.bare:
+            return False
+        if not all(previous.unchanged(f"{self.path}.{body.id}") for body in step.steps):
+            return False
+        previous.aliases.pop(f"{self.path}[{index}]", None)
+        if old_index == index:
+            self.kept += 1
+        return True
 
     def done(self, index: int, old_index: int, step: ForEachStep) -> None:
         assert self.previous is not None
