@@ -280,3 +280,54 @@ def test_merge_writes_the_job_summary_in_github_mode(tmp_path: Path) -> None:
     text = summary.read_text()
     assert "### drawer: squares ok" in text and "| `each` | ✅ ok |" in text
     assert "```mermaid" in text
+
+
+# the example workflow -------------------------------------------------------------------------
+
+EXAMPLE_WORKFLOW = Path(__file__).resolve().parents[1] / "examples" / "github" / "sharded.yml"
+
+
+def test_the_example_workflow_plans_runs_a_matrix_and_merges() -> None:
+    from tests.test_packaging import check_jsonschema, load_yaml, zizmor_findings
+
+    result = check_jsonschema("vendor.github-workflows", EXAMPLE_WORKFLOW)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert zizmor_findings(str(EXAMPLE_WORKFLOW)) == []
+    workflow = load_yaml(EXAMPLE_WORKFLOW)
+    jobs = workflow["jobs"]
+    assert list(jobs) == ["plan", "shard", "merge"]
+    assert jobs["shard"]["strategy"]["fail-fast"] is False
+    assert jobs["shard"]["strategy"]["matrix"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
+    uploads = [step for step in jobs["shard"]["steps"] if "upload-artifact" in step.get("uses", "")]
+    assert uploads[0]["with"]["name"] == "${{ steps.name.outputs.part }}"
+    downloads = [step for step in jobs["merge"]["steps"] if "download" in step.get("uses", "")]
+    assert downloads[0]["with"]["pattern"] == "part-*"
+    scripts = [step["run"] for job in jobs.values() for step in job["steps"] if "run" in step]
+    assert any("plan --shards" in script for script in scripts)
+    assert any("--shard " in script for script in scripts)
+    assert any("drawer merge" in script for script in scripts)
+    assert not any("${{" in script for script in scripts)
+
+
+def test_the_example_workflow_steps_work_on_the_example(tmp_path: Path) -> None:
+    """The workflow's three commands, run here on examples/checksums.yaml."""
+    import shutil
+
+    shutil.copy(EXAMPLE_WORKFLOW.parents[1] / "checksums.yaml", tmp_path / "checksums.yaml")
+    matrix = json.loads(run_cli("checksums.yaml", "plan", "--shards", "2", cwd=tmp_path).stdout)
+    (tmp_path / "parts").mkdir()
+    for shard in matrix["shard"]:
+        part = "parts/part-" + shard.replace("/", "-of-") + ".json"
+        ran = run_cli(
+            "checksums.yaml", "run", "--shard", shard, "--no-store", "--output", part, cwd=tmp_path
+        )
+        assert ran.returncode == 0, ran.stderr
+    parts = sorted(
+        str(path.relative_to(tmp_path)) for path in (tmp_path / "parts").glob("part-*.json")
+    )
+    merge = run_cli("merge", *parts, "--output", "merged.json", cwd=tmp_path)
+    assert merge.returncode == 0, merge.stderr
+    merged_doc = json.loads((tmp_path / "merged.json").read_text())
+    whole = run_cli("checksums.yaml", "run", "--no-store", "--json", cwd=tmp_path)
+    assert merged_doc["outputs"] == json.loads(whole.stdout)["outputs"]
+    assert merged_doc["outputs"]["hashed"] == 600
