@@ -33,7 +33,9 @@ SCALE_PARALLELISM = 100
 FILE_LINES = 1_000_000
 STARTUP_STEPS = 200
 EDIT_STEPS = 2_000
-BENCHMARKS = ("fan-out", "store", "efficiency", "scale", "start-up", "edit")
+SHARD_ITEMS = 10_000
+SHARD_COUNT = 4
+BENCHMARKS = ("fan-out", "store", "efficiency", "scale", "start-up", "edit", "shard")
 
 
 @dataclass
@@ -300,6 +302,84 @@ def bench_store(drawer: list[str], workdir: Path, repeats: int) -> list[Row]:
             detail={"store_samples": our_samples, "no_store_samples": their_samples},
         )
     ]  # fmt: skip
+
+
+def shard_file(workdir: Path, executor: str = "local") -> Path:
+    executor_lines = (
+        f"    executor: {executor}\n    dask: {{chunk_size: 250}}\n" if executor == "dask" else ""
+    )
+    return write(workdir / f"shard_{executor}.yaml", (
+        "steps:\n"
+        "  - id: work\n"
+        "    kind: for_each\n"
+        f"    over: {{range: [0, {SHARD_ITEMS}]}}\n"
+        f"    parallelism: {FAN_PARALLELISM}\n"
+        f"{executor_lines}"
+        "    steps:\n"
+        "      - id: t\n"
+        "        shell: sh\n"
+        "        run: true ${item}\n"
+        "outputs:\n"
+        "  done: ${work.output.succeeded}\n"
+    ))  # fmt: skip
+
+
+def sharded_run(drawer: list[str], path: Path, workdir: Path, together: bool) -> float:
+    """Every shard as its own process (all at once, or one after another: the slowest one
+    alone is what N machines would take), then `drawer merge`; wall seconds."""
+    parts = [workdir / f"part-{index}.json" for index in range(1, SHARD_COUNT + 1)]
+    argv = [*drawer, str(path), "run", "--quiet", "--no-progress", "--no-store"]
+    commands = [
+        [*argv, "--shard", f"{index}/{SHARD_COUNT}", "--output", str(part)]
+        for index, part in enumerate(parts, 1)
+    ]
+    if together:
+        start = time.perf_counter()
+        running = [subprocess.Popen(c, cwd=workdir, stdout=subprocess.DEVNULL) for c in commands]
+        if any(process.wait() != 0 for process in running):
+            raise RuntimeError("a shard failed")
+        slowest = time.perf_counter() - start
+    else:
+        slowest = max(timed(command, workdir) for command in commands)
+    merged = workdir / "merged.json"
+    merge = timed([*drawer, "merge", *map(str, parts), "--output", str(merged)], workdir)
+    if json.loads(merged.read_text())["outputs"]["done"] != SHARD_ITEMS:
+        raise RuntimeError("the merged run is incomplete")
+    return slowest + merge
+
+
+def bench_shard(drawer: list[str], workdir: Path, repeats: int) -> list[Row]:
+    """10,000 items of a CPU-light command: one process, 4 shards side by side on this
+    machine, the slowest shard alone (what 4 machines would take), and the Dask executor."""
+    path = shard_file(workdir)
+    local_argv = [*drawer, str(path), "run", "--quiet", "--no-progress", "--no-store"]
+    runs = max(1, min(repeats, 3))
+    local = statistics.median(timed(local_argv, workdir) for _ in range(runs))
+    together = statistics.median(sharded_run(drawer, path, workdir, True) for _ in range(runs))
+    apart = statistics.median(sharded_run(drawer, path, workdir, False) for _ in range(runs))
+    label = f"shard: {SHARD_ITEMS:,} x true, P={FAN_PARALLELISM}"
+    rows = [
+        Row(name=f"{label}, one process (local executor)", unit="s", drawer=local,
+            baseline=None, ratio=None, target="(info)", passed=None),
+        Row(name=f"{label}, {SHARD_COUNT} shards side by side here + merge", unit="s",
+            drawer=together, baseline=local, ratio=together / local, target="(info)",
+            passed=None),
+        Row(name=f"{label}, slowest shard alone + merge (= {SHARD_COUNT} machines)",
+            unit="s", drawer=apart, baseline=local, ratio=apart / local, target="(info)",
+            passed=None),
+    ]  # fmt: skip
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return rows
+    dask_path = shard_file(workdir, "dask")
+    dask_argv = [*drawer, str(dask_path), "run", "--quiet", "--no-progress", "--no-store"]
+    on_dask = statistics.median(timed(dask_argv, workdir) for _ in range(runs))
+    rows.append(Row(
+        name=f"{label}, Dask executor (LocalCluster, chunks of 250)", unit="s", drawer=on_dask,
+        baseline=local, ratio=on_dask / local, target="(info)", passed=None,
+    ))  # fmt: skip
+    return rows
 
 
 def timed_xargs_argv(
@@ -589,6 +669,7 @@ def main(argv: list[str] | None = None) -> int:
             ("edit", lambda: bench_edit(drawer, workdir, repeats)),
             ("scale", lambda: bench_scale(drawer, workdir, repeats)),
             ("start-up", lambda: bench_startup(drawer, workdir, startup_runs)),
+            ("shard", lambda: bench_shard(drawer, workdir, repeats)),
         ]
         for label, bench in steps:
             if args.only and label not in args.only:
