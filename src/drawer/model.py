@@ -182,6 +182,14 @@ def _check_tolerate(value: int | str) -> int | str:
     return value
 
 
+class DaskOptions(Model):
+    """Where a `for_each` with `executor: dask` sends its items, and how many per task."""
+
+    address: str | None = None
+    """A scheduler address (`tcp://host:8786`); none starts a LocalCluster for the run."""
+    chunk_size: int = Field(default=100, ge=1)
+
+
 class ForEachStep(StepBase):
     kind: Literal["for_each"]
     over: OverValue
@@ -194,6 +202,8 @@ class ForEachStep(StepBase):
     delay: DurationValue | None = None
     collect: Literal["all", "none"] = "all"
     shard: bool = False
+    executor: Literal["local", "dask"] = "local"
+    dask: DaskOptions | None = None
 
     _durations = field_validator("delay")(_check_duration)
 

@@ -262,6 +262,10 @@ async def execute(
         count = items.total
     reuse = previous.output if previous and isinstance(previous.output, ForEachOutput) else None
     limit = tolerance(step.tolerate, count)
+    if step.executor == "dask":
+        from drawer.steps.dask_executor import execute_on_dask
+
+        return await execute_on_dask(ctx, step, scope, path, items, env, output, reuse, limit)
     pacing = Pacing(delay)
     stop_scope = trio.CancelScope()
     policy = FailurePolicy(step.on_item_failure, limit, stop_scope)
