@@ -44,25 +44,26 @@ steps, command output lines included (so `drawer FILE logs` works), with secrets
 the worker — an output that holds a secret comes back as `***`.
 
 **Failures.** `on_item_failure` and `tolerate` mean what they mean locally. Once the failures
-exceed `tolerate`, no further chunk is submitted, and a flag (a Dask `Event` per loop)
-tells the running chunks to start no more items (`finish`) or to cancel their running ones
-(`stop`); items never started are `skipped`, items cut short `cancelled`. A chunk reports
-its results when it ends, so the driver counts its failures then; a chunk whose own failures
+exceed `tolerate`, no further chunk is submitted, and a flag (a Dask `Event` per loop) tells
+the running chunks to start no more items (`finish`) or to cancel their running ones
+(`stop`); items never started are `skipped`, items cut short `cancelled`. A chunk reports its
+results when it ends, so the driver counts its failures then; a chunk whose own failures
 exceed `tolerate` stops at once. The loop error names the lowest-indexed item that failed on
-its own. Tasks are submitted with Dask's
-retries off (`retries=0`, and `allowed-failures: 0` on the scheduler drawer starts), so only
-drawer's `retry` reruns anything: a chunk whose worker is lost, or whose task fails, has all
-its items `failed` (`STEP_FAILED`, naming the worker), and `retry` on the loop reruns just
-those. A scheduler you start yourself should run with
-`distributed.scheduler.allowed-failures: 0` for the same guarantee; otherwise Dask reruns a
-lost worker's chunk by itself. On Ctrl-C or a timeout the running chunks are asked to cancel
-their commands (each command's process group gets TERM, then KILL after the grace period),
-and the cluster drawer started is closed.
+its own. Tasks are submitted with Dask's retries off (`retries=0`, and `allowed-failures: 0`
+on the scheduler drawer starts), so only drawer's `retry` reruns anything: a chunk whose
+worker is lost, or whose task fails, has all its items `failed` (`STEP_FAILED`, naming the
+worker), and `retry` on the loop reruns just those. A scheduler you start yourself should
+run with `distributed.scheduler.allowed-failures: 0` for the same guarantee; otherwise Dask
+reruns a lost worker's chunk by itself. On Ctrl-C, SIGTERM or a timeout the running chunks
+are asked to cancel their commands (each command's process group gets TERM, then KILL after
+the grace period), and the cluster drawer started is closed; its worker processes leave
+Ctrl-C to drawer, so a terminal's Ctrl-C cannot kill them under their commands.
 
 **Limits.** `delay` (rate limiting) is refused with `executor: dask`: tasks on different
 workers cannot share one pace. A `for_each` with `executor: dask` nested inside a chunk runs
 locally on that worker. `--resume` takes over the iterations that ended `ok` as locally (on
-the driver); an iteration that failed reruns whole on the cluster.
+the driver); an iteration that failed reruns whole on the cluster. A chunk's command output
+travels back with its results: for commands that print a lot, use a smaller `chunk_size`.
 """
 
 from __future__ import annotations
