@@ -24,7 +24,7 @@ from drawer import events as ev
 from drawer.engine import Interrupt, RunOptions, execute_run
 from drawer.events import EventLog
 from drawer.inputs import resolve_inputs
-from drawer.loader import LoadedDrawer
+from drawer.loader import InvalidDrawer, LoadedDrawer
 from drawer.steps.dask_executor import PROCESSES_VARIABLE
 from tests.conftest import RunResult, is_alive, load, run_cli, run_loaded
 
@@ -240,9 +240,12 @@ def test_continue_runs_every_item_and_names_the_lowest_failure(
 def test_delay_is_refused_before_anything_runs(tmp_path: Path, address: str) -> None:
     text = policy_drawer(address, "stop", 3, "touch ran-${item}\n")
     text = text.replace("    executor: dask\n", "    executor: dask\n    delay: 1s\n")
-    result = run_loaded(load(tmp_path, text), tmp_path)
-    error = result.steps["each"]["error"]
-    assert error["code"] == "INVALID_DRAWER" and "delay" in error["message"]
+    with pytest.raises(InvalidDrawer) as refused:
+        load(tmp_path, text)
+    [problem] = refused.value.problems
+    assert "delay cannot be used with executor: dask" in problem.message
+    assert problem.position is not None
+    assert text.splitlines()[problem.position.line - 1].strip() == "delay: 1s"
     assert not list(tmp_path.glob("ran-*"))
 
 

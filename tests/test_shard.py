@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from drawer.loader import InvalidDrawer
 from drawer.shard import ShardError, deferred_steps, parse_shard, shard_of, sharded_loop
 from tests.conftest import load, run_cli
 
@@ -238,6 +239,12 @@ def test_which_loop_is_sharded_and_what_waits_for_the_merge(tmp_path: Path) -> N
     with pytest.raises(ShardError, match="mark the one to shard"):
         sharded_loop(unmarked.model)
     assert parse_shard(" 2 / 5 ") == (2, 5)
+    nested = (
+        "steps:\n  - id: block\n    kind: parallel\n    branches:\n      - {id: inner,"
+        " kind: for_each, shard: true, over: [1], steps: [{id: z, run: 'true'}]}\n"
+    )
+    with pytest.raises(InvalidDrawer, match="shard: true but is not a top-level step"):
+        load(tmp_path, nested)
 
 
 JSON = st.recursive(

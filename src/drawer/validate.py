@@ -289,6 +289,8 @@ class Checker:
                 self.check_condition(case.when, (*path, "cases", index, "when"), scope, step.id)
         if isinstance(step, DrawerStep):
             self.check_subdrawer(step, path)
+        if isinstance(step, ForEachStep):
+            self.check_loop(step, path)
         for key in ("parallelism", "max_parallelism"):
             if getattr(step, key, None) == 0:
                 self.warn(
@@ -296,6 +298,22 @@ class Checker:
                     self.at((*path, key)),
                     hint='use "all" for no limit',
                 )
+
+    def check_loop(self, step: ForEachStep, path: PathKey) -> None:
+        """What a loop's executor and sharding allow."""
+        if step.executor == "dask" and step.delay is not None:
+            self.error(
+                f'"{step.id}": delay cannot be used with executor: dask',
+                self.at((*path, "delay")),
+                hint="workers on different machines cannot share one pace; remove delay,"
+                " or run the loop with executor: local",
+            )
+        if step.shard and len(path) > 2:
+            self.error(
+                f'"{step.id}" is marked shard: true but is not a top-level step',
+                self.at((*path, "shard")),
+                hint="only a top-level for_each can be sharded across machines",
+            )
 
     def check_subdrawer(self, step: DrawerStep, path: PathKey) -> None:
         """The called file: found, valid, not part of a cycle, and given the inputs it takes."""
