@@ -506,19 +506,13 @@ def merge_command(
 def _merged_summary(document: dict[str, Any], loaded: Any) -> None:
     """The merged run's job summary: the same table and graph as a single run's."""
     from drawer.github import GitHubReporter, write_summary
-    from drawer.records import StepRecord
-    from drawer.resume import definition_path
 
     reporter = GitHubReporter(sys.stderr)
-    order = ("failed", "cancelled", "skipped", "ok")
 
     def visit(steps: dict[str, Any], prefix: str) -> None:
         for step_id, record in steps.items():
             path = f"{prefix}.{step_id}" if prefix else step_id
-            status = record.get("status")
-            known = reporter.statuses.get(definition_path(path))
-            if status in order and (known is None or order.index(status) < order.index(known)):
-                reporter.statuses[definition_path(path)] = status
+            reporter.note_status(path, record.get("status"))
             output = record.get("output")
             if isinstance(output, dict):
                 for entry in output.get("results") or []:
@@ -526,7 +520,6 @@ def _merged_summary(document: dict[str, Any], loaded: Any) -> None:
                         visit(entry["steps"], f"{path}[{entry.get('index')}]")
 
     visit(document["steps"], "")
-    del StepRecord
     write_summary(Path(os.environ["GITHUB_STEP_SUMMARY"]), reporter.summary(document, loaded))
 
 

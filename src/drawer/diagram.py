@@ -26,6 +26,9 @@ from drawer.model import (
     SwitchStep,
     child_lists,
 )
+from drawer.model import (
+    definition_path as model_definition_path,
+)
 from drawer.records import CANCELLED, FAILED, OK, SKIPPED
 
 FORMATS = ("mermaid", "dot", "text")
@@ -37,10 +40,18 @@ STATUS_STYLES = {
     CANCELLED: "fill:#fff8c5,stroke:#9a6700",
 }
 # A definition that ran many times (a loop body) takes the colour of its worst execution.
-_STATUS_RANK = (FAILED, CANCELLED, OK, SKIPPED)
+STATUS_RANK = (FAILED, CANCELLED, OK, SKIPPED)
+"""Statuses from worst to least: the one a node shows when its executions differ."""
+
+
+def worse(status: str, known: str | None) -> bool:
+    """True when `status` should replace `known` as a node's colour."""
+    if status not in STATUS_RANK:
+        return False
+    return known is None or STATUS_RANK.index(status) < STATUS_RANK.index(known)
+
 
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_]")
-_ITERATION_MARK = re.compile(r"\[\d+\]|#\d+")
 _ITERATION_RECORD = re.compile(r"(?:\[\d+\]|#\d+)$")
 _MERMAID_ESCAPES = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;"}
 
@@ -209,7 +220,7 @@ def definition_path(step_path: str) -> str | None:
     """`lint[3].ruff` -> `lint.ruff`; None for an iteration's own record (`lint[3]`)."""
     if _ITERATION_RECORD.search(step_path):
         return None
-    return _ITERATION_MARK.sub("", step_path)
+    return model_definition_path(step_path)
 
 
 def _mermaid_text(text: str) -> str:
@@ -256,10 +267,9 @@ def render_status_mermaid(model: Drawer, statuses: Mapping[str, str]) -> str:
     worst: dict[str, str] = {}
     for step_path, status in statuses.items():
         path = definition_path(step_path)
-        if path not in node_ids or status not in _STATUS_RANK:
+        if path not in node_ids:
             continue
-        known = worst.get(node_ids[path])
-        if known is None or _STATUS_RANK.index(status) < _STATUS_RANK.index(known):
+        if worse(status, worst.get(node_ids[path])):
             worst[node_ids[path]] = status
     lines = _mermaid_lines(diagram)
     lines.extend(f"    classDef {status} {style}" for status, style in STATUS_STYLES.items())

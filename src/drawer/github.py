@@ -19,18 +19,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from drawer import events as ev
+from drawer.diagram import worse
 from drawer.loader import LoadedDrawer
-from drawer.model import AnyStep, child_lists
+from drawer.model import AnyStep, child_lists, definition_path
 from drawer.records import CANCELLED, FAILED, OK, SKIPPED
 from drawer.report import PlainReporter, items_text
-from drawer.resume import definition_path
 
 SUMMARY_LIMIT = 1_000_000
 """Bytes of job summary drawer writes at most (GitHub refuses a step's summary over 1 MiB)."""
 FAILURES_SHOWN = 20
 # Errors that only say that something inside failed: the inner step is annotated instead.
 CONTAINER_CODES = frozenset({"FOREACH_ITEM_FAILED", "PARALLEL_BRANCH_FAILED", "SUBDRAWER_FAILED"})
-_STATUS_ORDER = (FAILED, CANCELLED, SKIPPED, OK)
 
 
 def escape_data(text: str) -> str:
@@ -145,20 +144,21 @@ class GitHubReporter:
 
     def finished(self, event: ev.StepFinished) -> None:
         record = event.record
-        definition = definition_path(event.path)
-        known = self.statuses.get(definition)
-        if record.status in _STATUS_ORDER and (
-            known is None or _STATUS_ORDER.index(record.status) < _STATUS_ORDER.index(known)
-        ):
-            self.statuses[definition] = record.status
+        self.note_status(event.path, record.status)
         error = record.error
         if record.status != FAILED or error is None or error.code in CONTAINER_CODES:
             return
-        failures = self.failures.setdefault(definition, Failures())
+        failures = self.failures.setdefault(definition_path(event.path), Failures())
         failures.count += 1
         if not failures.first_path or _before(event.path, failures.first_path):
             failures.first_path = event.path
             failures.first_message = f"{error.code}: {error.message}"
+
+    def note_status(self, path: str, status: str) -> None:
+        """Keep the worst status of each step definition (its node's colour)."""
+        definition = definition_path(path)
+        if worse(status, self.statuses.get(definition)):
+            self.statuses[definition] = status
 
     # after the run ----------------------------------------------------------------------------
 

@@ -33,6 +33,15 @@ CEL_RESERVED = frozenset(
 )  # fmt: skip
 
 
+_ITERATION_MARK = re.compile(r"\[\d+\]|#\d+")
+
+
+def definition_path(path: str) -> str:
+    """A step path without its iteration numbers: `lint[3].ruff` -> `lint.ruff`, the path
+    of the step's definition in the file."""
+    return _ITERATION_MARK.sub("", path) if ("[" in path or "#" in path) else path
+
+
 def is_reference(text: str) -> bool:
     """True when a scheduling value is given as a ${...} reference to resolve at run time."""
     stripped = text.strip()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +21,15 @@ from typing import Any
 
 from drawer.context import MASK
 from drawer.loader import LoadedDrawer, load_drawer
-from drawer.model import AnyStep, DrawerStep, ForEachStep, ParallelStep, SwitchStep, child_lists
+from drawer.model import (
+    AnyStep,
+    DrawerStep,
+    ForEachStep,
+    ParallelStep,
+    SwitchStep,
+    child_lists,
+    definition_path,
+)
 from drawer.records import OK, SKIPPED, StepRecord
 
 SCHEDULING_FIELDS = frozenset(
@@ -35,14 +42,8 @@ SCHEDULING_FIELDS = frozenset(
 """Fields that say when and how often a step runs, not what it does: editing them keeps
 the step's earlier result."""
 _NESTED_FIELDS = ("steps", "branches", "cases", "default")
-_INDEX = re.compile(r"\[\d+\]|#\d+")
 DRAWER_WIDE = ""
 """The definitions key of what every step depends on: the drawer's env and default shell."""
-
-
-def definition_path(path: str) -> str:
-    """A step path without its iteration numbers: `lint[3].ruff` -> `lint.ruff`."""
-    return _INDEX.sub("", path) if ("[" in path or "#" in path) else path
 
 
 def _digest(value: Any) -> str:
