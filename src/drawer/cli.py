@@ -461,6 +461,7 @@ def merge_command(
 ) -> None:
     """Join the run documents of every shard into the document of the whole run; exit 0
     when it is ok, 1 when it failed, 2 when a shard is missing (SHARD_MISSING)."""
+    from drawer.assign import AssignError, apply_assignments
     from drawer.loader import InvalidDrawer, load_drawer, load_text
     from drawer.shard import ShardError, merge
 
@@ -475,11 +476,9 @@ def merge_command(
     try:
         loaded = load_drawer(drawer_path)
         if first.get("edits"):
-            from drawer.assign import apply_assignments
-
             text = apply_assignments(read_text(drawer_path), drawer_path, first["edits"], False)
             loaded = load_text(text, drawer_path)
-    except (InvalidDrawer, OSError, Exception) as error:
+    except (InvalidDrawer, OSError, AssignError) as error:
         fail(
             f"merge needs the drawer file the shards ran, {drawer_path}, from the same"
             f" directory: {error}"

@@ -9,7 +9,6 @@ shard: a shard records them `skipped` with SHARD_DEFERRED.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 import uuid
@@ -59,10 +58,9 @@ class Shard:
 
 def shard_of(item: Any, count: int) -> int:
     """The shard (from 1) an item belongs to among `count`."""
-    from drawer.store import canonical_json
+    from drawer.store import item_hash
 
-    digest = hashlib.sha256(canonical_json(item)).hexdigest()
-    return int(digest[:16], 16) % count + 1
+    return int(item_hash(item)[:16], 16) % count + 1
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -342,6 +342,10 @@ class _Matcher:
         self.path = path
         self.total = total
         self.loop = self.previous.loop(path) if self.previous is not None else None
+        # Bound once: the store module (sqlite3) is imported only by runs that resume.
+        from drawer.store import item_hash
+
+        self.item_hash = item_hash
         self.seen: dict[str, int] = {}
         self.kept = 0
 
@@ -350,9 +354,7 @@ class _Matcher:
         loop = self.loop
         if loop is None or not loop.by_identity or self.previous is None:
             return None
-        from drawer.store import item_hash
-
-        digest = item_hash(item)
+        digest = self.item_hash(item)
         occurrence = self.seen.get(digest, 0)
         self.seen[digest] = occurrence + 1
         old_index = loop.by_identity.get(f"{digest}#{occurrence}")
