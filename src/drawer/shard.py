@@ -66,10 +66,10 @@ def shard_of(item: Any, count: int) -> int:
 def parse_shard(text: str) -> tuple[int, int]:
     match = _SHARD.match(text)
     if not match:
-        raise ShardError(f"--shard takes I/N, like 2/5; got {text!r}")
+        raise ShardError("it takes I/N, like 2/5")
     index, count = int(match.group(1)), int(match.group(2))
     if count < 1 or not 1 <= index <= count:
-        raise ShardError(f"--shard {text}: I must be between 1 and N (shards count from 1)")
+        raise ShardError("I must be between 1 and N (shards count from 1)")
     return index, count
 
 
