@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -178,6 +179,55 @@ def test_python_shell_and_sh_shell_run(run_text: RunText) -> None:
     )
     assert result.steps["py"]["output"]["stdout"] == "True"
     assert result.steps["posix"]["output"]["stdout"] == "sh"
+
+
+def test_a_reference_to_stdout_or_stderr_gives_the_whole_text(run_text: RunText) -> None:
+    code = 'import sys; sys.stdout.write("o" * 2**21 + "E"); sys.stderr.write("e" * 10000)'
+    write = f"{sys.executable} -c '{code}'"
+    count = f"{sys.executable} -c 'import sys; print(len(sys.stdin.read()))'"
+    result = run_text(
+        f"""
+        steps:
+          - id: top
+            run: {write}
+          - id: top_count
+            run: {count}
+            stdin: "${{top.output.stdout}}${{top.output.stderr}}"
+          - id: each
+            kind: for_each
+            over: [1]
+            steps:
+              - id: inner
+                run: {write}
+              - id: inner_count
+                run: {count}
+                stdin: "${{inner.output.stdout}}${{inner.output.stderr}}"
+        """
+    )
+    assert result.steps["top_count"]["output"]["stdout"] == str(2**21 + 1 + 10000)
+    inner = result.steps["each"]["output"]["results"][0]["steps"]
+    assert inner["inner_count"]["output"]["stdout"] == str(2**21 + 1 + 10000)
+    # The records keep a tail, marked as such.
+    top = result.steps["top"]["output"]
+    assert len(top["stdout"]) == 2**20 and top["stdout"].endswith("oE")
+    assert top["stdout_truncated"] is True and top["stderr_truncated"] is False
+
+
+def test_a_reference_to_stdout_past_64_mib_fails_with_output_too_large(
+    run_text: RunText,
+) -> None:
+    result = run_text(
+        f"""
+        steps:
+          - id: big
+            run: {sys.executable} -c 'import sys; sys.stdout.write("x" * (64 * 2**20 + 1))'
+          - id: use
+            run: {sys.executable} -c 'import sys; sys.stdin.read()'
+            stdin: "${{big.output.stdout}}"
+        """
+    )
+    assert result.steps["big"]["status"] == "ok"
+    assert result.steps["use"]["error"]["code"] == "OUTPUT_TOO_LARGE"
 
 
 def test_output_kept_in_iteration_records_is_bounded(run_text: RunText) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import trio
 
 _CHUNK = 64 * 1024
-_STDOUT_LIMIT = 64 * 1024 * 1024
+_OUTPUT_LIMIT = 64 * 1024 * 1024
 _TAIL = 1024 * 1024
 # Python ignores SIGPIPE and SIGXFSZ; ignored dispositions survive exec, so children get defaults.
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
@@ -179,8 +179,8 @@ class _Child:
         self.leader_exited = False
         self.stdin_fd = -1
         self.stdin_data = memoryview(spec.stdin or b"")
-        self.stdout = _Buffer(_STDOUT_LIMIT)
-        self.stderr = _Buffer(_TAIL)
+        self.stdout = _Buffer(_OUTPUT_LIMIT)
+        self.stderr = _Buffer(_OUTPUT_LIMIT)
         self.streams: dict[int, tuple[str, _Buffer]] = {}
         child_ends: list[int] = []  # closed here as soon as the child has them
         try:

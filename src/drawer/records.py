@@ -65,6 +65,31 @@ class ErrorInfo:
         return self.cause.root_cause() if self.cause else self
 
 
+class CommandOutput(dict[str, Any]):
+    """A run step's output. References see stdout and stderr whole (up to 64 MiB); a record
+    keeps only their last `keep` characters, with `stdout_truncated`/`stderr_truncated` set.
+    """
+
+    __slots__ = ("keep",)
+
+    def __init__(self, data: dict[str, Any], keep: int) -> None:
+        super().__init__(data)
+        self.keep = keep
+
+    def recorded(self) -> dict[str, Any]:
+        data = dict(self)
+        for name in ("stdout", "stderr"):
+            if len(data[name]) > self.keep:
+                data[name] = data[name][-self.keep :]
+                data[f"{name}_truncated"] = True
+        return data
+
+
+def recorded(output: Any) -> Any:
+    """What a record keeps of a step's output (the tail of a command's text)."""
+    return output.recorded() if isinstance(output, CommandOutput) else output
+
+
 class StepRecord:
     """One step execution: `{status, attempts, started_at, ended_at, duration, output, error}`."""
 
@@ -122,7 +147,7 @@ class StepRecord:
             "started_at": rfc3339(self.started_at),
             "ended_at": rfc3339(self.ended_at),
             "duration": self.duration,
-            "output": self.output,
+            "output": recorded(self.output),
             "error": self.error.as_json() if self.error else None,
         }
 

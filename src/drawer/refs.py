@@ -195,6 +195,17 @@ def walk_path(value: Any, path: tuple[str, ...], ref_text: str) -> Any:
                     "are not kept (write the output to a file instead)",
                     code="OUTPUT_TOO_LARGE",
                 )
+            if (
+                segment in ("stdout", "stderr")
+                and "exit_code" in current
+                and current.get(f"{segment}_truncated")
+            ):
+                raise RefError(
+                    f"{ref_text}: only the tail of its {segment} is kept (the command printed "
+                    "more than 64 MiB, or the record comes from an earlier run); write the "
+                    "output to a file instead",
+                    code="OUTPUT_TOO_LARGE",
+                )
             if segment not in current:
                 raise RefError(
                     f"{ref_text}: {where} has no key {segment!r} ({_describe_keys(current)})"

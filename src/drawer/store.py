@@ -28,7 +28,7 @@ import trio
 
 from drawer import events as ev
 from drawer.context import Masker
-from drawer.records import from_rfc3339, rfc3339
+from drawer.records import from_rfc3339, recorded, rfc3339
 from drawer.refs import plain
 
 SCHEMA_VERSION = 2
@@ -460,7 +460,7 @@ class RunRecorder:
                  "parent": parent_path(path), "from_run": run_id},
             )  # fmt: skip
             return
-        output = record.output
+        output = recorded(record.output)
         if event.kind == "for_each":
             # The results live in the iterations' own rows and their steps' rows.
             data = output.as_json() if hasattr(output, "as_json") else output

@@ -18,7 +18,7 @@ from drawer import events as ev
 from drawer.context import Outcome, RunContext, Scope, as_env_text
 from drawer.model import RunStep
 from drawer.procs import CommandResult, CommandSpec, run_command
-from drawer.records import ErrorInfo
+from drawer.records import CommandOutput, ErrorInfo
 from drawer.refs import (
     Ref,
     RefError,
@@ -160,8 +160,8 @@ def decode(data: bytes) -> str:
 
 def command_output(
     result: CommandResult, values: dict[str, str], keep: int, ctx: RunContext
-) -> dict[str, Any]:
-    """The output object of a run step, secrets masked."""
+) -> CommandOutput:
+    """The output object of a run step, secrets masked; its record keeps `keep` characters."""
     mask = ctx.masker.text if ctx.masker else (lambda text: text)
     stdout = mask(decode(result.stdout))
     stderr = mask(decode(result.stderr))
@@ -181,16 +181,17 @@ def command_output(
                 parsed = json.loads(stripped)
             except ValueError:
                 parsed = None
-    return {
+    data = {
         "exit_code": result.exit_code,
-        "stdout": stdout[-keep:],
-        "stderr": stderr[-keep:],
-        "stdout_truncated": len(stdout) > keep or not result.stdout_complete,
-        "stderr_truncated": len(stderr) > keep or result.stderr_truncated,
+        "stdout": stdout,
+        "stderr": stderr,
+        "stdout_truncated": not result.stdout_complete,
+        "stderr_truncated": result.stderr_truncated,
         "lines": lines,
         "json": parsed,
         "values": {key: mask(value) for key, value in values.items()},
     }
+    return CommandOutput(data, keep)
 
 
 async def execute(
