@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from drawer.loader import InvalidDrawer
+from drawer.steps.run import LINE_LIMIT, LineSplitter
 from tests.conftest import RunText, load
 
 HOSTILE = "$(touch pwned); echo hacked `touch pwned2` 'q' \"dq\" *"
@@ -249,3 +252,21 @@ def test_output_kept_in_iteration_records_is_bounded(run_text: RunText) -> None:
     inner = result.steps["each"]["output"]["results"][0]["steps"]["inner"]["output"]
     assert len(inner["stdout"]) == 4096 and inner["stdout_truncated"] is True
     assert inner["lines"] == ["y" * 10000]  # computed from the complete output
+
+
+def test_the_line_splitter_caps_the_pending_line_and_keeps_every_byte() -> None:
+    lines: list[str] = []
+    masker = SimpleNamespace(text=lambda text: text)
+    ctx = SimpleNamespace(emit=lambda event: lines.append(event.text), masker=masker)
+    splitter = LineSplitter("step", ctx)  # type: ignore[arg-type]
+    chunk = "é".encode() * 2**15  # 64 KiB without a newline, two bytes per character
+    start = time.monotonic()
+    for _ in range(800):  # 50 MiB: quadratic splitting took minutes
+        splitter.feed("stdout", chunk)
+        assert len(splitter.partial["stdout"]) <= LINE_LIMIT
+    splitter.feed("stdout", b"end\nnext")
+    splitter.flush()
+    assert time.monotonic() - start < 30
+    assert all(len(line.encode()) <= LINE_LIMIT for line in lines)
+    assert "".join(lines[:-1]) == "é" * 2**15 * 800 + "end"
+    assert lines[-1] == "next"

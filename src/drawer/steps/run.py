@@ -34,6 +34,7 @@ TIMEOUT_PER_ATTEMPT = True
 INLINE_LIMIT = 64 * 1024
 KEEP_TEXT = 1024 * 1024
 KEEP_TEXT_IN_LOOP = 4 * 1024
+LINE_LIMIT = 64 * 1024
 _counter = itertools.count(1)
 
 
@@ -256,24 +257,42 @@ def _clock() -> float:
 
 
 class LineSplitter:
-    """Turns a command's output chunks into masked lines for the display."""
+    """Turns a command's output chunks into masked lines for the display, in linear time.
+
+    A line longer than LINE_LIMIT bytes is shown (and logged) as several lines of at most
+    that many bytes, cut between characters: the pending line never grows past it, however
+    long a command writes without a newline.
+    """
 
     def __init__(self, path: str, ctx: RunContext) -> None:
         self.path = path
         self.ctx = ctx
-        self.partial: dict[str, bytes] = {}
+        self.partial: dict[str, bytearray] = {}
 
     def feed(self, stream: str, chunk: bytes) -> None:
-        data = self.partial.pop(stream, b"") + chunk
-        *lines, rest = data.split(b"\n")
-        if rest:
-            self.partial[stream] = rest
+        pending = self.partial.setdefault(stream, bytearray())
+        *lines, rest = chunk.split(b"\n")
         for line in lines:
-            self.emit(stream, line)
+            pending += line
+            self._emit_long(stream, pending)
+            self.emit(stream, bytes(pending))
+            pending.clear()
+        pending += rest
+        self._emit_long(stream, pending)
+
+    def _emit_long(self, stream: str, pending: bytearray) -> None:
+        """Emit whole pieces of LINE_LIMIT bytes from the front of `pending`."""
+        while len(pending) > LINE_LIMIT:
+            cut = LINE_LIMIT
+            while cut > LINE_LIMIT - 4 and pending[cut] & 0xC0 == 0x80:  # inside a character
+                cut -= 1
+            self.emit(stream, bytes(pending[:cut]))
+            del pending[:cut]  # O(1) at the front of a bytearray
 
     def flush(self) -> None:
         for stream, rest in self.partial.items():
-            self.emit(stream, rest)
+            if rest:
+                self.emit(stream, bytes(rest))
         self.partial.clear()
 
     def emit(self, stream: str, line: bytes) -> None:
