@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -36,10 +37,10 @@ def compile_(script: str) -> tuple[ShellTemplate, list[ShellIssue]]:
     return compile_shell(script, is_ref)
 
 
-def render(script: str, as_file: frozenset[int] = frozenset()) -> str:
+def render(script: str, as_file: Iterable[int] = ()) -> str:
     template, issues = compile_(script)
     assert issues == []
-    return render_shell(template, as_file)
+    return render_shell(template, frozenset(as_file))
 
 
 def issues_of(script: str) -> list[tuple[int, str]]:
@@ -312,8 +313,21 @@ def test_any_script_compiles_consistently(script: str) -> None:
 def test_render_as_file() -> None:
     template, _ = compile_('echo ${item} "${n}" ${path}')
     assert render_shell(template, frozenset({1, 2})) == (
-        'echo "$(cat "$DRAWER_REF_1_FILE")" "$(cat "$DRAWER_REF_2_FILE")" "$DRAWER_REF_3"'
+        'DRAWER_REF_1="$(cat "$DRAWER_REF_1_FILE"; printf x)"; DRAWER_REF_1="${DRAWER_REF_1%x}"; '
+        'DRAWER_REF_2="$(cat "$DRAWER_REF_2_FILE"; printf x)"; DRAWER_REF_2="${DRAWER_REF_2%x}"; '
+        'echo "$DRAWER_REF_1" "${DRAWER_REF_2}" "$DRAWER_REF_3"'
     )
+
+
+@pytest.mark.parametrize("shell", [["bash", "-e", "-c"], ["sh", "-e", "-c"]])
+def test_a_value_passed_as_a_file_keeps_its_trailing_newlines(
+    tmp_path: Path, shell: list[str]
+) -> None:
+    value = "x" * (70 * 1024) + "\n\n"
+    (tmp_path / "value").write_text(value)
+    script = render("printf %s ${item} | wc -c\nprintf '%s|' \"${item}\" | tail -c 3", {1})
+    out = run(shell, script, tmp_path, {"DRAWER_REF_1_FILE": str(tmp_path / "value")})
+    assert out.split() == [str(len(value)), "|"]
 
 
 def test_find_python_refs() -> None:

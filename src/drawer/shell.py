@@ -83,19 +83,20 @@ def compile_shell(
 def render_shell(template: ShellTemplate, as_file: frozenset[int] = frozenset()) -> str:
     """The script to execute: refs become "$DRAWER_REF_n" (bare) or ${DRAWER_REF_n} (quoted).
 
-    Refs numbered in `as_file` read `DRAWER_REF_n_FILE` via `$(cat ...)`, which strips the
-    value's trailing newlines.
+    Refs numbered in `as_file` are read from `DRAWER_REF_n_FILE` into the (unexported) shell
+    variable first, on the script's first line; `$(cat ...; printf x)` then `%x` keeps the
+    value's trailing newlines, which a bare `$(cat ...)` strips.
     """
     out: list[str] = []
+    for n in sorted(as_file):
+        var = f"DRAWER_REF_{n}"
+        out.append(f'{var}="$(cat "${var}_FILE"; printf x)"; {var}="${{{var}%x}}"; ')
     for part in template.parts:
         if isinstance(part, str):
             out.append(part)
             continue
         n = part.number
-        if n in as_file:
-            expr = f'$(cat "$DRAWER_REF_{n}_FILE")'
-        else:
-            expr = f"${{DRAWER_REF_{n}}}" if part.quoted else f"$DRAWER_REF_{n}"
+        expr = f"${{DRAWER_REF_{n}}}" if part.quoted else f"$DRAWER_REF_{n}"
         out.append(expr if part.quoted else f'"{expr}"')
     return "".join(out)
 
