@@ -270,3 +270,18 @@ def test_the_line_splitter_caps_the_pending_line_and_keeps_every_byte() -> None:
     assert all(len(line.encode()) <= LINE_LIMIT for line in lines)
     assert "".join(lines[:-1]) == "é" * 2**15 * 800 + "end"
     assert lines[-1] == "next"
+
+
+def test_a_nul_byte_in_a_value_is_a_step_error(run_text: RunText) -> None:
+    result = run_text(
+        """
+        steps:
+          - id: a
+            run: printf 'x\\0y'
+          - id: b
+            run: echo ${a.output.stdout}
+        """
+    )
+    assert result.document["status"] == "failed"
+    assert result.steps["b"]["error"]["code"] == "VALUE_NOT_TEXT"
+    assert "NUL" in result.steps["b"]["error"]["message"]

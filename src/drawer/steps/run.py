@@ -212,11 +212,14 @@ async def execute(
             cwd = str(ctx.workdir / to_text(interpolate(step.cwd, scope.lookup)))
         elif ctx.workdir != Path.cwd():
             cwd = str(ctx.workdir)
+        spec_stdin = None if stdin is None else to_text(stdin).encode()
     except RefError as error:
         return Outcome(None, ErrorInfo(error.code, str(error), path))
+    except UnicodeEncodeError as error:  # a lone surrogate: from JSON, or -i with bad UTF-8
+        return Outcome(None, _not_text(path, error))
     output_file = ctx.tmpdir / f"output-{next(_counter)}"
     env["DRAWER_OUTPUT"] = str(output_file)
-    spec = CommandSpec(argv, env, cwd, None if stdin is None else to_text(stdin).encode())
+    spec = CommandSpec(argv, env, cwd, spec_stdin)
     splitter = LineSplitter(path, ctx)
     async with ctx.process_limiter:
         try:
@@ -230,6 +233,8 @@ async def execute(
         except OSError as error:
             code = "VALUE_TOO_LARGE" if error.errno == errno.E2BIG else "STEP_FAILED"
             return Outcome(None, ErrorInfo(code, f"{path} could not start: {error}", path))
+        except ValueError as error:  # "embedded null byte" in an argument or the environment
+            return Outcome(None, _not_text(path, error))
         ctx.emit(ev.CommandFinished(path, result.exit_code, _clock()))
     splitter.flush()
     values: dict[str, str] = {}
@@ -243,6 +248,17 @@ async def execute(
     if result.exit_code != 0:
         return Outcome(output, ErrorInfo("STEP_FAILED", _failure_message(path, result), path))
     return Outcome(output)
+
+
+def _not_text(path: str, error: ValueError) -> ErrorInfo:
+    """A value no command can receive: a NUL byte, or text that is not valid UTF-8."""
+    reason = (
+        "a NUL byte"
+        if isinstance(error, ValueError) and "null" in str(error)
+        else ("text that is not valid UTF-8")
+    )
+    message = f"{path} could not start: a value passed to it holds {reason} ({error})"
+    return ErrorInfo("VALUE_NOT_TEXT", message, path)
 
 
 def _failure_message(path: str, result: CommandResult) -> str:
