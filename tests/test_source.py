@@ -386,3 +386,17 @@ def test_suggest() -> None:
 def test_parse_error_message() -> None:
     error = ParseError([Problem("one", None), Problem("two", Position(1, 1))])
     assert str(error) == "one; two"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: " + "[" * 30_000 + "]" * 30_000 + "\n",
+        "a:\n" + "".join(" " * i + "-\n" for i in range(0, 2400, 2)),
+    ],
+)
+def test_deep_nesting_is_refused_before_composing(text: str) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_document(text, "deep.yaml")
+    assert "nested too deeply" in caught.value.problems[0].message
+    assert caught.value.problems[0].position is not None

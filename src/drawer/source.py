@@ -26,6 +26,9 @@ PathKey = tuple[str | int, ...]
 
 _BREAK = re.compile(r"\r\n|\r|\n")  # the line breaks ruamel counts (YAML 1.2)
 _TAB_SIZE = 4
+_MAX_DEPTH = 1000  # far past any real drawer file, far below where a composer's stack overflows
+_FLOW = re.compile(r"[\[\]{}]")
+_BLOCK_INDENT = re.compile(r"^[ \t?-]+", re.MULTILINE)  # indentation and compact "- " / "? "
 _CORE = "tag:yaml.org,2002:"
 _BOOLS = {  # YAML 1.2 booleans, and the 1.1 spellings a `%YAML 1.1` directive turns on
     "true": True, "false": False,
@@ -275,8 +278,35 @@ def _mark_position(mark: Any) -> Position:
 _MAY_HOLD_ALIAS = re.compile(r"(?:^|[\s,\[{:-])\*[^\s,\[\]{}]")
 
 
+def _check_depth(lines: _Lines) -> None:
+    """Refuse text that may nest deeper than `_MAX_DEPTH` before a composer sees it: the C one
+    overflows its stack (a segfault) long before Python's recursion limit would stop it."""
+    depth = 0
+    for match in _FLOW.finditer(lines.text):
+        depth = depth + 1 if match.group() in "[{" else max(depth - 1, 0)
+        if depth > _MAX_DEPTH:
+            break
+    else:
+        match = next(
+            (m for m in _BLOCK_INDENT.finditer(lines.text) if m.end() - m.start() > _MAX_DEPTH),
+            None,
+        )
+        if match is None:
+            return
+    raise ParseError(
+        [
+            Problem(
+                f"the document is nested too deeply (more than {_MAX_DEPTH} levels)",
+                lines.position(match.start()),
+                hint="flatten the structure, or read the data from a file at run time",
+            )
+        ]
+    )
+
+
 def _load_yaml(lines: _Lines) -> tuple[Any, _Loc | None]:
     """Compose the YAML text and build data and locations from its single document."""
+    _check_depth(lines)
     # The C composer is about ten times faster. Only the pure one can say where an alias
     # was used, and its error messages are the ones worded for people: it composes text that
     # may hold an alias, and any text the C composer refuses.
