@@ -283,22 +283,24 @@ def _check_depth(lines: _Lines) -> None:
     """Refuse text that may nest deeper than `_MAX_DEPTH` before a composer sees it: the C one
     overflows its stack (a segfault) long before Python's recursion limit would stop it."""
     depth = 0
+    deep: re.Match[str] | None = None
     for match in _FLOW.finditer(lines.text):
         depth = depth + 1 if match.group() in "[{" else max(depth - 1, 0)
         if depth > _MAX_DEPTH:
+            deep = match
             break
     else:
-        match = next(
+        deep = next(
             (m for m in _BLOCK_INDENT.finditer(lines.text) if m.end() - m.start() > _MAX_DEPTH),
             None,
         )
-        if match is None:
-            return
+    if deep is None:
+        return
     raise ParseError(
         [
             Problem(
                 f"the document is nested too deeply (more than {_MAX_DEPTH} levels)",
-                lines.position(match.start()),
+                lines.position(deep.start()),
                 hint="flatten the structure, or read the data from a file at run time",
             )
         ]
