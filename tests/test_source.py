@@ -386,3 +386,31 @@ def test_suggest() -> None:
 def test_parse_error_message() -> None:
     error = ParseError([Problem("one", None), Problem("two", Position(1, 1))])
     assert str(error) == "one; two"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: " + "[" * 30_000 + "]" * 30_000 + "\n",
+        "a:\n" + "".join(" " * i + "-\n" for i in range(0, 2400, 2)),
+    ],
+)
+def test_deep_nesting_is_refused_before_composing(text: str) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_document(text, "deep.yaml")
+    assert "nested too deeply" in caught.value.problems[0].message
+    assert caught.value.problems[0].position is not None
+
+
+def _alias_bomb(levels: int) -> str:
+    lines = ["x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused_at_the_alias_past_the_budget() -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_document(_alias_bomb(9), "bomb.yaml")
+    problem = caught.value.problems[0]
+    assert "aliases expand to more than" in problem.message
+    assert problem.position == Position(8, 10)

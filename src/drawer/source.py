@@ -26,6 +26,10 @@ PathKey = tuple[str | int, ...]
 
 _BREAK = re.compile(r"\r\n|\r|\n")  # the line breaks ruamel counts (YAML 1.2)
 _TAB_SIZE = 4
+_MAX_EXPANDED = 1_000_000  # values a document may hold once its aliases are expanded
+_MAX_DEPTH = 1000  # far past any real drawer file, far below where a composer's stack overflows
+_FLOW = re.compile(r"[\[\]{}]")
+_BLOCK_INDENT = re.compile(r"^[ \t?-]+", re.MULTILINE)  # indentation and compact "- " / "? "
 _CORE = "tag:yaml.org,2002:"
 _BOOLS = {  # YAML 1.2 booleans, and the 1.1 spellings a `%YAML 1.1` directive turns on
     "true": True, "false": False,
@@ -275,8 +279,37 @@ def _mark_position(mark: Any) -> Position:
 _MAY_HOLD_ALIAS = re.compile(r"(?:^|[\s,\[{:-])\*[^\s,\[\]{}]")
 
 
+def _check_depth(lines: _Lines) -> None:
+    """Refuse text that may nest deeper than `_MAX_DEPTH` before a composer sees it: the C one
+    overflows its stack (a segfault) long before Python's recursion limit would stop it."""
+    depth = 0
+    deep: re.Match[str] | None = None
+    for match in _FLOW.finditer(lines.text):
+        depth = depth + 1 if match.group() in "[{" else max(depth - 1, 0)
+        if depth > _MAX_DEPTH:
+            deep = match
+            break
+    else:
+        deep = next(
+            (m for m in _BLOCK_INDENT.finditer(lines.text) if m.end() - m.start() > _MAX_DEPTH),
+            None,
+        )
+    if deep is None:
+        return
+    raise ParseError(
+        [
+            Problem(
+                f"the document is nested too deeply (more than {_MAX_DEPTH} levels)",
+                lines.position(deep.start()),
+                hint="flatten the structure, or read the data from a file at run time",
+            )
+        ]
+    )
+
+
 def _load_yaml(lines: _Lines) -> tuple[Any, _Loc | None]:
     """Compose the YAML text and build data and locations from its single document."""
+    _check_depth(lines)
     # The C composer is about ten times faster. Only the pure one can say where an alias
     # was used, and its error messages are the ones worded for people: it composes text that
     # may hold an alias, and any text the C composer refuses.
@@ -344,6 +377,8 @@ class _YamlBuilder:
         self.problems: list[Problem] = []
         self._built: dict[int, tuple[Any, _Loc]] = {}
         self._open: set[int] = set()
+        self._sizes: dict[int, int] = {}  # id of a built list or dict -> values once expanded
+        self._bomb_reported = False
 
     def _problem(self, message: str, position: Position, hint: str | None = None) -> None:
         self.problems.append(Problem(message, position, hint))
@@ -355,12 +390,30 @@ class _YamlBuilder:
                 self._problem("an alias cannot refer to a collection that contains it", start)
                 return None, _Loc(start)
             data, loc = self.build(node.target)
+            if self._expanded_size(data) > _MAX_EXPANDED and not self._bomb_reported:
+                self._bomb_reported = True
+                self._problem(
+                    f"aliases expand to more than {_MAX_EXPANDED:,} values",
+                    start,
+                    "an alias copies its anchor's value; repeat less, or read the data from a file",
+                )
+                return None, _Loc(start)
             return data, replace(loc, start=start)
         if id(node) not in self._built:
             self._open.add(id(node))
             self._built[id(node)] = self._build_node(node)
             self._open.discard(id(node))
         return self._built[id(node)]
+
+    def _expanded_size(self, data: Any) -> int:
+        """How many values `data` holds with shared (aliased) parts counted each time they appear,
+        computed once per shared list or dict."""
+        if not isinstance(data, (list, dict)):
+            return 1
+        if id(data) not in self._sizes:
+            items = data.values() if isinstance(data, dict) else data
+            self._sizes[id(data)] = 1 + sum(self._expanded_size(item) for item in items)
+        return self._sizes[id(data)]
 
     def _build_node(self, node: Any) -> tuple[Any, _Loc]:
         start = _mark_position(node.start_mark)

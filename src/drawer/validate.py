@@ -583,18 +583,31 @@ class Checker:
 
 
 def strings_in(
-    value: Any, path: PathKey, skip: frozenset[str] | set[str] = frozenset()
+    value: Any,
+    path: PathKey,
+    skip: frozenset[str] | set[str] = frozenset(),
+    seen: set[int] | None = None,
 ) -> Iterator[tuple[PathKey, str]]:
-    """Every string inside a value with its document path, skipping some top-level keys."""
+    """Every string inside a value with its document path, skipping some top-level keys.
+
+    A list or dict that appears more than once (a YAML alias) is walked once, at its first
+    path: its strings are the same text in the file each time."""
     if isinstance(value, str):
         yield path, value
-    elif isinstance(value, dict):
+        return
+    if not isinstance(value, (dict, list)):
+        return
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, dict):
         for key, item in value.items():
             if key not in skip:
-                yield from strings_in(item, (*path, key))
-    elif isinstance(value, list):
+                yield from strings_in(item, (*path, key), seen=seen)
+    else:
         for index, item in enumerate(value):
-            yield from strings_in(item, (*path, index))
+            yield from strings_in(item, (*path, index), seen=seen)
 
 
 def check_drawer(
