@@ -316,3 +316,68 @@ def test_every_input_problem_is_reported_at_once(tmp_path: Path) -> None:
         'input "count" must be an integer',
     ):
         assert message in result.stderr
+
+
+ENDLESS_OUTPUT = """\
+steps:
+  - id: talk
+    run: while true; do echo line; sleep 0.01; done
+"""
+
+
+def _last_run(tmp_path: Path) -> dict[str, object]:
+    shown = run_cli("d.yaml", "show", "last", "--json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    document: dict[str, object] = json.loads(shown.stdout)
+    return document
+
+
+def test_a_closed_pipe_on_stdout_cancels_the_run_and_exits_141(tmp_path: Path) -> None:
+    """Issue 11 item 21: `drawer d.yaml run | head -n 3` exited 3 with a traceback and left
+    the run `running` in the store."""
+    (tmp_path / "d.yaml").write_text(ENDLESS_OUTPUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "drawer", "d.yaml", "run"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines = [process.stdout.readline() for _ in range(3)]
+    process.stdout.close()  # as head does after three lines
+    _, stderr = process.communicate(timeout=30)
+    assert "[talk] line\n" in lines
+    assert process.returncode == 141, stderr
+    assert "Traceback" not in stderr and "Broken pipe" in stderr
+    document = _last_run(tmp_path)
+    assert document["status"] == "cancelled"
+    assert document["error"] == {
+        "code": "CANCELLED",
+        "message": "drawer's output was closed: [Errno 32] Broken pipe",
+        "step_path": None,
+        "cause": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("redirect", "message"),
+    [(">&-", "Bad file descriptor"), (">/dev/full", "No space left on device")],
+)
+def test_a_closed_or_full_stdout_cancels_the_run_and_exits_1(
+    tmp_path: Path, redirect: str, message: str
+) -> None:
+    """Issue 11 item 21: `run >&-` exited 1 with an AttributeError, `> /dev/full` exited 3."""
+    (tmp_path / "d.yaml").write_text(ENDLESS_OUTPUT)
+    drawer = (sys.executable, "-m", "drawer", "d.yaml", "run")
+    done = subprocess.run(
+        ["sh", "-c", f'exec "$@" {redirect}', "sh", *drawer],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and message in done.stderr
+    assert _last_run(tmp_path)["status"] == "cancelled"

@@ -406,3 +406,24 @@ def test_already_cancelled_starts_nothing() -> None:
 
     trio.run(main)
     assert started == []
+
+
+def test_terminate_after_a_wakeup_that_saw_the_leader_exit() -> None:
+    """Issue 11 item 21: when an output callback raises in the wakeup that also reported the
+    leader's exit, terminate must not wait on the pidfd already closed (it raised ValueError)."""
+
+    async def main() -> int | None:
+        child = (procs._PidfdChild if procs._use_pidfd() else procs._Child)(spec("echo", "x"))
+        try:
+            assert wait_until(lambda: os.waitid(os.P_PID, child.pid, _EXITED_NOHANG) is not None)
+            with trio.fail_after(10):
+                await child._ready()
+                await child.terminate(None, 0.5, None)
+        finally:
+            child.close()
+        return child.exit_code
+
+    assert trio.run(main) == 0
+
+
+_EXITED_NOHANG = os.WEXITED | os.WNOHANG | os.WNOWAIT

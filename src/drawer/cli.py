@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import os
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TextIO, cast
 
 import typer
 
@@ -345,7 +346,7 @@ def run(
         )
     previous = _previous(earlier, steps, loaded) if earlier is not None else None
     try:
-        document, signum = _execute(
+        document, signum, lost = _execute(
             loaded,
             resolved,
             as_json=as_json,
@@ -371,8 +372,16 @@ def run(
         sys.stderr.write(f"drawer: warning: {recorder.failure}\n")
     if output is not None:
         _write_atomic(output, _document_text(document, pretty=False))
+    if lost is not None:
+        _exit_display_lost(lost)
     if as_json:
-        sys.stdout.write(_document_text(document, pretty=sys.stdout.isatty()))
+        from drawer.report import DisplayStream
+
+        out = DisplayStream(sys.stdout)
+        out.write(_document_text(document, pretty=out.isatty()))
+        out.flush()
+        if out.lost is not None:
+            _exit_display_lost(out.lost)
     status = document["status"]
     if status == "cancelled":
         raise SystemExit(EXIT_SIGNAL.get(signum or signal.SIGINT, 130))
@@ -676,15 +685,27 @@ def _execute(
     no_progress: bool,
     listeners: list[Any],
     extra: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], int | None]:
+) -> tuple[dict[str, Any], int | None, OSError | None]:
     import trio
     from rich.console import Console
 
     from drawer.engine import Interrupt, RunOptions, execute_run
-    from drawer.report import LiveReporter, PlainReporter, print_summary
+    from drawer.report import DisplayStream, LiveReporter, PlainReporter, print_summary
 
-    stream = sys.stderr if as_json else sys.stdout
-    console = Console(file=stream)
+    interrupt = Interrupt()
+    kill_now = trio.Event()
+    cancel_scope = trio.CancelScope()
+
+    def display_lost(error: OSError) -> None:
+        # As a pipe-closed CLI stops at its next write, the run is cancelled, not left running.
+        if interrupt.signal is None:
+            interrupt.signal = signal.SIGPIPE
+            interrupt.reason = f"drawer's output was closed: {error}"
+            cancel_scope.cancel()
+
+    stream = DisplayStream(sys.stderr if as_json else sys.stdout, display_lost)
+    text_stream = cast("TextIO", stream)  # it has every method a reporter calls
+    console = Console(file=text_stream)
     live = stream.isatty() and not no_progress and not quiet and not verbose
     listeners = list(listeners)
     live_reporter = LiveReporter(console) if live else None
@@ -692,17 +713,14 @@ def _execute(
     if os.environ.get("GITHUB_ACTIONS") == "true" and live_reporter is None:
         from drawer.github import GitHubReporter, mask_commands
 
-        github = GitHubReporter(stream, verbose=verbose, quiet=quiet)
+        github = GitHubReporter(text_stream, verbose=verbose, quiet=quiet)
         for command in mask_commands(resolved.secrets):
             stream.write(command + "\n")
         listeners.append(github)
     else:
-        listeners.append(live_reporter or PlainReporter(stream, verbose=verbose, quiet=quiet))
-    interrupt = Interrupt()
-    kill_now = trio.Event()
+        listeners.append(live_reporter or PlainReporter(text_stream, verbose=verbose, quiet=quiet))
 
     async def main() -> dict[str, Any]:
-        cancel_scope = trio.CancelScope()
         async with trio.open_nursery() as nursery:
 
             async def watch_signals() -> None:
@@ -740,8 +758,17 @@ def _execute(
     if not (as_json and quiet):
         print_summary(document, console)
     if github is not None:
-        _github_report(github, document, loaded, stream)
-    return document, interrupt.signal
+        _github_report(github, document, loaded, text_stream)
+    return document, interrupt.signal, stream.lost
+
+
+def _exit_display_lost(error: OSError) -> NoReturn:
+    """Exit as a CLI whose output went away does: 141 (128 + SIGPIPE) for a broken pipe, else
+    1, with one line on stderr when stderr still works."""
+    from drawer.report import DisplayStream
+
+    DisplayStream(sys.stderr).write(f"drawer: cannot write the output: {error}\n")
+    raise SystemExit(128 + signal.SIGPIPE if error.errno == errno.EPIPE else EXIT_FAILED)
 
 
 def _github_report(github: Any, document: dict[str, Any], loaded: Any, stream: Any) -> None:
@@ -909,8 +936,19 @@ def _schema_command(args: list[str]) -> NoReturn:
     raise SystemExit(EXIT_OK)
 
 
+def _reserve_standard_fds() -> None:
+    """Open /dev/null on a closed fd 0, 1 or 2, so that no pipe or database file gets that
+    number and is then written to as drawer's output or a command's."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
+
+
 def main(argv: list[str]) -> None:
     """`drawer FILE VERB ...` or `drawer COMMAND ...`, dispatched to the Typer app."""
+    _reserve_standard_fds()
     if not argv or argv[0] in ("-h", "--help", "help"):
         sys.stdout.write(TOP_HELP)
         raise SystemExit(EXIT_OK if argv else EXIT_USAGE)

@@ -358,6 +358,8 @@ class Interrupt:
     """Which signal (if any) cancelled the run."""
 
     signal: int | None = None
+    reason: str | None = None
+    """Why, when it was not a signal from outside (drawer's own output was closed)."""
 
 
 async def execute_run(
@@ -445,6 +447,8 @@ async def _run_top(
             cancel_scope.deadline = trio.current_time() + run_timeout
         result = await run_list(ctx, steps, scope, "")
     if cancel_scope.cancelled_caught:
+        if interrupt is not None and interrupt.reason is not None:
+            return CANCELLED, ErrorInfo("CANCELLED", interrupt.reason)
         if interrupt is not None and interrupt.signal is not None:
             return CANCELLED, ErrorInfo("CANCELLED", f"cancelled by signal {interrupt.signal}")
         return FAILED, ErrorInfo("RUN_TIMEOUT", f"the run exceeded its timeout of {run_timeout}s")

@@ -425,6 +425,9 @@ class _PidfdChild(_Child):
         if _LEADER in ready:
             self._forget(self.pidfd)
             self.pidfd = -1
+            # Noted here, not only in pump: if an output callback raises before pump sees
+            # _LEADER, terminate must not wait on the pidfd that is gone.
+            self.leader_exited = True
         return ready
 
     def _forget(self, fd: int) -> None:

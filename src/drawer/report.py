@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -22,6 +25,61 @@ PROGRESS_EVERY = 5.0
 
 def _clock_text() -> str:
     return time.strftime("%H:%M:%S")
+
+
+class DisplayStream:
+    """drawer's own stdout (or stderr), which may be closed, a broken pipe or a full disk.
+
+    The first failed write is kept in `lost`, reported once to `on_lost` (the CLI cancels the
+    run), and every later write is dropped: a run never dies of its display.
+    """
+
+    def __init__(
+        self, stream: TextIO | None, on_lost: Callable[[OSError], None] | None = None
+    ) -> None:
+        self.stream = stream
+        self.on_lost = on_lost
+        self.lost: OSError | None = None
+        if stream is None:  # fd closed before drawer started: Python gives no file at all
+            self._lose(OSError(errno.EBADF, os.strerror(errno.EBADF)))
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+    def isatty(self) -> bool:
+        try:
+            return self.stream is not None and self.lost is None and self.stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def write(self, text: str) -> int:
+        if self.lost is None and self.stream is not None:
+            try:
+                self.stream.write(text)
+            except (OSError, ValueError) as error:
+                self._lose(error)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.lost is None and self.stream is not None:
+            try:
+                self.stream.flush()
+            except (OSError, ValueError) as error:
+                self._lose(error)
+
+    def _lose(self, error: OSError | ValueError) -> None:
+        self.lost = error if isinstance(error, OSError) else OSError(errno.EBADF, str(error))
+        if self.stream is not None:
+            # Point the fd at /dev/null so that the flush at exit cannot fail again.
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError, AttributeError):
+                pass
+        if self.on_lost is not None:
+            self.on_lost(self.lost)
 
 
 @dataclass
