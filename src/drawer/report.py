@@ -108,6 +108,10 @@ class PlainReporter:
         """Where the periodic loop progress lines go (GitHub mode: outside the groups)."""
         self.loops: dict[str, LoopCounts] = {}
         self.started: dict[str, float] = {}
+        """Iterations whose start line is shown and whose end line is due (verbose)."""
+        self.told: set[str] = set()
+        """Iterations that are also a step (a single-step `parallel` branch) whose end the
+        step's own line told: their iteration's end line would say it twice."""
         self.last_progress = time.monotonic()
 
     def line(self, text: str) -> None:
@@ -122,6 +126,10 @@ class PlainReporter:
             else:
                 self.stream.write(f"[{event.path}] {event.text}\n")
         elif isinstance(event, ev.StepFinished):
+            if event.path in self.started:
+                # One path, one lifecycle: the iteration's end line is left out for this one.
+                del self.started[event.path]
+                self.told.add(event.path)
             if self.verbose or "[" not in event.path:
                 record = event.record
                 mark = STATUS_MARK.get(record.status, "?")
@@ -138,6 +146,8 @@ class PlainReporter:
                         f"{mark} {event.path} {record.status} ({record.duration or 0:.2f}s){error}"
                     )
         elif isinstance(event, ev.StepStarted):
+            if event.path in self.started:
+                return  # an iteration that is this very step: its start line is shown
             if self.verbose or "[" not in event.path:
                 self.line(f"> {event.path} started")
         elif isinstance(event, ev.StepRetrying):
@@ -164,7 +174,9 @@ class PlainReporter:
         counts.running -= 1
         counts.done += 1
         counts.failed += event.status == "failed"
-        if self.verbose:
+        if event.path in self.told:
+            self.told.discard(event.path)
+        elif self.verbose:
             took = event.clock - self.started.pop(event.path, event.clock)
             self.line(
                 f"{STATUS_MARK.get(event.status, '?')} {event.path or event.loop_path} "
