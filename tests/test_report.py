@@ -202,3 +202,38 @@ def test_verbose_prints_each_lifecycle_line_once(tmp_path: Path) -> None:
         assert f"> {path} started" in lifecycle
         assert f"✓ {path} ok" in lifecycle
     assert "> tries#0.probe started" in lifecycle
+
+
+def test_the_summary_shows_the_stderr_of_a_failing_step_inside_a_sub_drawer(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "inner.yaml").write_text(
+        "inputs:\n  item: {type: string}\n"
+        "steps:\n"
+        "  - id: noisy\n    on_failure: continue\n    run: echo 'not this one' >&2; exit 1\n"
+        '  - id: boom\n    run: echo "no ${inputs.item} here" >&2; exit 3\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "mid.yaml").write_text(
+        "inputs:\n  item: {type: string}\n"
+        "steps:\n"
+        "  - id: deep\n    kind: drawer\n    drawer: inner.yaml\n"
+        "    inputs: {item: '${inputs.item}'}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "d.yaml").write_text(
+        "steps:\n"
+        "  - id: lone\n    kind: drawer\n    drawer: inner.yaml\n    inputs: {item: top}\n"
+        "    on_failure: continue\n"
+        "  - id: each\n    kind: for_each\n    over: [a, b]\n    steps:\n"
+        "      - id: call\n        kind: drawer\n        drawer: mid.yaml\n"
+        "        inputs: {item: '${item}'}\n",
+        encoding="utf-8",
+    )
+    for store in (["--no-store"], []):
+        done = run_cli("d.yaml", "run", *store, cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        assert done.stdout.splitlines()[-2:] == [
+            "  stderr of each[0].call.deep.boom (last 1 lines):",
+            "    no a here",
+        ]

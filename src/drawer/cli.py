@@ -690,7 +690,13 @@ def _execute(
     from rich.console import Console
 
     from drawer.engine import Interrupt, RunOptions, execute_run
-    from drawer.report import DisplayStream, LiveReporter, PlainReporter, print_summary
+    from drawer.report import (
+        DisplayStream,
+        HiddenFailures,
+        LiveReporter,
+        PlainReporter,
+        print_summary,
+    )
 
     interrupt = Interrupt()
     kill_now = trio.Event()
@@ -707,7 +713,8 @@ def _execute(
     text_stream = cast("TextIO", stream)  # it has every method a reporter calls
     console = Console(file=text_stream)
     live = stream.isatty() and not no_progress and not quiet and not verbose
-    listeners = list(listeners)
+    hidden = HiddenFailures()
+    listeners = [*listeners, hidden]
     live_reporter = LiveReporter(console) if live else None
     github = None
     if os.environ.get("GITHUB_ACTIONS") == "true" and live_reporter is None:
@@ -756,7 +763,7 @@ def _execute(
             EXIT_INTERNAL,
         )
     if not (as_json and quiet):
-        print_summary(document, console)
+        print_summary(document, console, hidden.tails)
     if github is not None:
         _github_report(github, document, loaded, text_stream)
     return document, interrupt.signal, stream.lost
