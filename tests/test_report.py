@@ -230,10 +230,15 @@ def test_the_summary_shows_the_stderr_of_a_failing_step_inside_a_sub_drawer(
         "        inputs: {item: '${item}'}\n",
         encoding="utf-8",
     )
+    shown = [
+        "  stderr of each[0].call.deep.boom (last 1 lines):",
+        "    no a here",
+    ]
     for store in (["--no-store"], []):
         done = run_cli("d.yaml", "run", *store, cwd=tmp_path)
         assert done.returncode == 1, done.stderr
-        assert done.stdout.splitlines()[-2:] == [
-            "  stderr of each[0].call.deep.boom (last 1 lines):",
-            "    no a here",
-        ]
+        assert done.stdout.splitlines()[-2:] == shown
+    # Later, from the store.
+    later = run_cli("d.yaml", "show", "last", cwd=tmp_path)
+    assert later.returncode == 0, later.stderr
+    assert later.stdout.splitlines()[-2:] == shown

@@ -889,11 +889,18 @@ def show(
         return
     from rich.console import Console
 
-    from drawer.report import print_summary
+    from drawer.report import print_summary, root_cause, stderr_tail
+    from drawer.store import step_output
 
+    # The store keeps every step's record, a sub-drawer's steps too (the document cannot).
+    failing = root_cause(document["error"]).get("step_path") if document.get("error") else None
+    with _reading_store():
+        hidden = (
+            {failing: stderr_tail(step_output(connection, run.run_id, failing))} if failing else {}
+        )
     resumed = f", resumed from {document['resumed_from']}" if document["resumed_from"] else ""
     sys.stdout.write(f"run {run.run_id} started {document['started_at']}{resumed}\n")
-    print_summary(document, Console(file=sys.stdout))
+    print_summary(document, Console(file=sys.stdout), hidden)
 
 
 @app.command()

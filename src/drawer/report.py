@@ -382,6 +382,13 @@ def items_text(record: dict[str, Any]) -> str:
     return ""
 
 
+def root_cause(error: dict[str, Any]) -> dict[str, Any]:
+    """The innermost error of a run document's error chain: the one the summary explains."""
+    while error.get("cause"):
+        error = error["cause"]
+    return error
+
+
 def print_summary(
     document: dict[str, Any], console: Console, hidden: Mapping[str, list[str]] | None = None
 ) -> None:
@@ -409,9 +416,7 @@ def print_summary(
     if not error:
         return
     console.print(Text(f"error {error['code']}: {error['message']}", "bold red"))
-    cause = error
-    while cause.get("cause"):
-        cause = cause["cause"]
+    cause = root_cause(error)
     if cause is not error:
         console.print(
             Text(f"  caused by {cause['code']} at {cause['step_path']}: {cause['message']}", "red")
