@@ -1,4 +1,5 @@
-"""Shared helpers: run a drawer from YAML text in-process, or the CLI as a real process."""
+"""Shared helpers: run a drawer from YAML text in-process, or the CLI as a real process; wait
+for a rendezvous, always with a deadline."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 import trio
 
 from drawer.engine import RunOptions, execute_run
-from drawer.events import EventLog
+from drawer.events import EventLog, IterationFinished
 from drawer.inputs import resolve_inputs
 from drawer.loader import LoadedDrawer, load_text
 
@@ -38,11 +40,18 @@ def load(tmp_path: Path, text: str, name: str = "drawer.yaml") -> LoadedDrawer:
 
 
 def run_loaded(
-    loaded: LoadedDrawer, workdir: Path, inputs: list[str] | None = None, clock: Any = None
+    loaded: LoadedDrawer,
+    workdir: Path,
+    inputs: list[str] | None = None,
+    clock: Any = None,
+    listeners: list[Any] | None = None,
 ) -> RunResult:
+    """Run in-process; `listeners` hear every event after the returned log has recorded it."""
     log = EventLog()
     resolved = resolve_inputs(loaded.model.inputs, inputs or [], os.environ)
-    options = RunOptions(resolved.values, resolved.secrets, [log], grace=2.0, workdir=workdir)
+    options = RunOptions(
+        resolved.values, resolved.secrets, [log, *(listeners or [])], grace=2.0, workdir=workdir
+    )
 
     async def main() -> dict[str, Any]:
         return await execute_run(loaded, options)
@@ -58,8 +67,13 @@ RunText = Callable[..., RunResult]
 def run_text(tmp_path: Path) -> RunText:
     """Run a drawer given as YAML text in tmp_path; returns its document and events."""
 
-    def runner(text: str, inputs: list[str] | None = None, clock: Any = None) -> RunResult:
-        return run_loaded(load(tmp_path, text), tmp_path, inputs, clock)
+    def runner(
+        text: str,
+        inputs: list[str] | None = None,
+        clock: Any = None,
+        listeners: list[Any] | None = None,
+    ) -> RunResult:
+        return run_loaded(load(tmp_path, text), tmp_path, inputs, clock, listeners)
 
     return runner
 
@@ -89,3 +103,64 @@ def is_alive(pid: int) -> bool:
         return False
     status = Path(f"/proc/{pid}/status")
     return status.exists() and "State:\tZ" not in status.read_text()
+
+
+# Waiting: every rendezvous has a deadline, so a regression fails a test instead of hanging
+# the suite (pytest-timeout, configured in pyproject.toml, is only the backstop).
+
+WAIT_SECONDS = 60.0
+
+
+def until(condition: str, seconds: float = WAIT_SECONDS) -> str:
+    """Shell that polls `condition` every 10 ms and gives up (exit 9) after about `seconds`."""
+    tries = int(seconds * 100)
+    return (
+        f'n=0; until {condition}; do n=$((n+1)); [ "$n" -lt {tries} ] || exit 9; sleep 0.01; done'
+    )
+
+
+def wait_for(
+    condition: Callable[[], bool],
+    what: str,
+    process: subprocess.Popen[Any] | None = None,
+    seconds: float = WAIT_SECONDS,
+) -> None:
+    """Poll `condition` every 10 ms; fail after `seconds`, or at once if `process` has ended."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"exited with {process.returncode} before {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {seconds:g}s for {what}")
+        time.sleep(0.01)
+
+
+async def wait_for_async(
+    condition: Callable[[], bool], what: str, seconds: float = WAIT_SECONDS
+) -> None:
+    """`wait_for` inside trio.run: the other tasks go on while it polls."""
+    with trio.move_on_after(seconds):
+        while not condition():
+            await trio.sleep(0.01)
+        return
+    raise AssertionError(f"waited {seconds:g}s for {what}")
+
+
+def read_pid(path: Path, process: subprocess.Popen[Any] | None = None) -> int:
+    """The pid a command wrote with `echo $$ > path`, once the whole line is there."""
+    wait_for(lambda: path.exists() and path.read_text().endswith("\n"), f"a pid in {path}", process)
+    return int(path.read_text().strip())
+
+
+class FinishedFiles:
+    """A listener that touches `finished-INDEX` in a folder once a loop's iteration has ended
+    and its end is in the event log: a command that waits for the file knows that drawer
+    has recorded that end, not only that the other command exited."""
+
+    def __init__(self, folder: Path, loop_path: str) -> None:
+        self.folder = folder
+        self.loop_path = loop_path
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, IterationFinished) and event.loop_path == self.loop_path:
+            (self.folder / f"finished-{event.index}").touch()

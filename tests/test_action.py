@@ -9,8 +9,10 @@ import os
 import re
 import shutil
 import signal
+import site
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import time
 from collections.abc import Mapping
@@ -491,6 +493,27 @@ def _build_backend_offline() -> bool:
     return wheel is not None and major >= 69
 
 
+def venv_seeing_our_packages(venv: Path) -> Path:
+    """A fresh virtual environment whose Python also sees the packages this interpreter sees
+    (pip, setuptools, wheel and drawer's dependencies), but not drawer itself.
+
+    `venv --system-site-packages` is not that: from inside a virtualenv it shows the *base*
+    interpreter's site-packages (there, an old setuptools and no wheel), not this one's. A
+    `.pth` file naming our site directories is read at start-up, and since its lines are plain
+    paths the `.pth` files inside them (the editable install of this checkout) are not."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    ours = [
+        *site.getsitepackages(),
+        *([site.getusersitepackages()] if site.ENABLE_USER_SITE else []),
+    ]
+    seen = [folder for folder in ours if folder in sys.path]
+    purelib = sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)})
+    (Path(purelib) / "outer-site-packages.pth").write_text(
+        "".join(f"{folder}\n" for folder in seen), encoding="utf-8"
+    )
+    return venv
+
+
 def test_the_install_step_installs_drawer_from_the_action_checkout(
     runner: Runner, tmp_path: Path
 ) -> None:
@@ -509,11 +532,7 @@ def test_the_install_step_installs_drawer_from_the_action_checkout(
     )
     for name in ("action.yml", "pyproject.toml", "README.md"):
         shutil.copy(REPO / name, checkout / name)
-    venv = tmp_path / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
-        check=True,
-    )
+    venv = venv_seeing_our_packages(tmp_path / "venv")
     bin_dir = fake_python(tmp_path / "bin", f'exec "{venv / "bin" / "python"}" "$@"')
     env = {**pip_env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     runner.write("greet.yaml", GREET)

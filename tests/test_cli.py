@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import is_alive, run_cli
+from tests.conftest import is_alive, read_pid, run_cli, wait_for
 
 BAD_FILES = {
     "malformed-yaml": ("d.yaml", "steps:\n  - id: a\n    run: [echo\n", "d.yaml:3:", "expected"),
@@ -238,11 +238,9 @@ def test_signal_cancels_the_run_and_leaves_no_child(tmp_path: Path, signum: int,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 30
-    while len(list(tmp_path.glob("pid-*"))) < 3:
-        assert time.monotonic() < deadline, process.stderr.read() if process.stderr else ""
-        time.sleep(0.05)
-    pids = [int(p.read_text()) for p in tmp_path.glob("*pid*")]
+    # child-N.pid is complete before pid-N is written.
+    pids = [read_pid(tmp_path / f"pid-{item}", process) for item in (1, 2, 3)]
+    pids += [int((tmp_path / f"child-{item}.pid").read_text().strip()) for item in (1, 2, 3)]
     sent = time.monotonic()
     process.send_signal(signum)
     assert process.wait(timeout=10) == code
@@ -260,7 +258,9 @@ def test_second_sigint_kills_at_once(tmp_path: Path) -> None:
         textwrap.dedent("""\
         steps:
           - id: stubborn
-            run: trap '' TERM INT; echo $$ > pid; while true; do sleep 0.1; done
+            run: |
+              trap 'touch got-term' TERM; trap '' INT; echo $$ > pid
+              while true; do sleep 0.1 || true; done
     """)
     )
     process = subprocess.Popen(
@@ -269,13 +269,11 @@ def test_second_sigint_kills_at_once(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 30
-    while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text().strip():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    pid = int((tmp_path / "pid").read_text())
+    pid = read_pid(tmp_path / "pid", process)
     process.send_signal(signal.SIGINT)
-    time.sleep(0.5)
+    # drawer has taken the first SIGINT once its command gets the SIGTERM; the command
+    # outlives it (its sleep dies of it, not the loop), so the grace period runs.
+    wait_for(lambda: (tmp_path / "got-term").exists(), "the SIGTERM to the command", process)
     assert process.poll() is None  # waiting out the grace period: the command ignores TERM
     sent = time.monotonic()
     process.send_signal(signal.SIGINT)

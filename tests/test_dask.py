@@ -26,7 +26,7 @@ from drawer.events import EventLog
 from drawer.inputs import resolve_inputs
 from drawer.loader import InvalidDrawer, LoadedDrawer
 from drawer.steps.dask_executor import PROCESSES_VARIABLE
-from tests.conftest import RunResult, is_alive, load, run_cli, run_loaded
+from tests.conftest import RunResult, is_alive, load, run_cli, run_loaded, wait_for_async
 
 TIMINGS = {"started_at", "ended_at", "duration", "run_id"}
 
@@ -270,8 +270,10 @@ def test_cancelling_the_run_stops_the_commands_on_the_workers(tmp_path: Path, ad
     cancel_scope = trio.CancelScope()
 
     async def interrupt_when_both_chunks_run() -> None:
-        while not ((tmp_path / "pid-0").exists() and (tmp_path / "pid-2").exists()):
-            await trio.sleep(0.01)
+        await wait_for_async(
+            lambda: (tmp_path / "pid-0").exists() and (tmp_path / "pid-2").exists(),
+            "both chunks to run",
+        )
         interrupt.signal = 2
         cancel_scope.cancel()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import trio.testing
 
 from drawer import events as ev
-from tests.conftest import RunText, is_alive
+from tests.conftest import RunText, is_alive, until
 
 
 def _order(result_log: ev.EventLog) -> list[str]:
@@ -21,16 +21,16 @@ def _order(result_log: ev.EventLog) -> list[str]:
 def test_dag_branches_overlap_and_join(run_text: RunText) -> None:
     # B and C each wait for the other's file: they finish only if they overlap.
     result = run_text(
-        """
+        f"""
         steps:
           - id: A
             run: echo a
           - id: B
             depends_on: [A]
-            run: touch b; while [ ! -e c ]; do sleep 0.01; done
+            run: 'touch b; {until("[ -e c ]")}'
           - id: C
             depends_on: [A]
-            run: touch c; while [ ! -e b ]; do sleep 0.01; done
+            run: 'touch c; {until("[ -e b ]")}'
           - id: D
             depends_on: [B, C]
             run: echo d
@@ -46,10 +46,10 @@ def test_dag_branches_overlap_and_join(run_text: RunText) -> None:
 
 def test_depends_on_empty_starts_at_once(run_text: RunText) -> None:
     result = run_text(
-        """
+        f"""
         steps:
           - id: slow
-            run: while [ ! -e fast-ran ]; do sleep 0.01; done
+            run: '{until("[ -e fast-ran ]")}'
           - id: fast
             depends_on: []
             run: touch fast-ran

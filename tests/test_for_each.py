@@ -8,15 +8,15 @@ from pathlib import Path
 import trio.testing
 
 from drawer import events as ev
-from tests.conftest import RunText
+from tests.conftest import FinishedFiles, RunText, until
 
 
-def test_four_items_overlap_and_results_keep_input_order(run_text: RunText) -> None:
+def test_four_items_overlap_and_results_keep_input_order(run_text: RunText, tmp_path: Path) -> None:
     # Every item waits (bounded) until all four have arrived, so they can only finish if
-    # they really run at the same time; then the done-files chain makes item 0 end after
-    # item 1 has started its exit, item 1 after item 2, and so on.
+    # they really run at the same time; then each item ends only once drawer has recorded
+    # the end of the next one (FinishedFiles), so they end in reverse order whatever the load.
     result = run_text(
-        """
+        f"""
         steps:
           - id: each
             kind: for_each
@@ -25,18 +25,13 @@ def test_four_items_overlap_and_results_keep_input_order(run_text: RunText) -> N
             steps:
               - id: work
                 run: |
-                  touch "arrived-${index}"
-                  n=0
-                  while [ "$(ls arrived-* | wc -l)" -lt 4 ]; do
-                    n=$((n+1)); [ "$n" -lt 2000 ] || exit 9; sleep 0.01
-                  done
-                  next=${index}
-                  next=$((next + 1))
-                  while [ "$next" -lt 4 ] && [ ! -e "done-$next" ]; do sleep 0.01; done
-                  sleep 0.2
-                  touch "done-${index}"
-                  echo "${item}"
-        """
+                  touch "arrived-${{index}}"
+                  {until('[ "$(ls arrived-* | wc -l)" -ge 4 ]')}
+                  next=${{index + 1}}
+                  if [ "$next" -lt 4 ]; then {until('[ -e "finished-$next" ]')}; fi
+                  echo "${{item}}"
+        """,
+        listeners=[FinishedFiles(tmp_path, "each")],
     )
     assert result.document["status"] == "ok"
     commands = [
@@ -49,7 +44,9 @@ def test_four_items_overlap_and_results_keep_input_order(run_text: RunText) -> N
     assert [e.index for e in result.log.of(ev.IterationFinished)] == [3, 2, 1, 0]
 
 
-LOOP_WITH_FAILURES = """
+# Items 0 to 3 start; 3 fails once 0 and 1 run (tolerated: its slot goes to 4), and 2 fails
+# once 4 has started, which is one failure too many: 0, 1 and 4 are cancelled.
+LOOP_WITH_FAILURES = f"""
 steps:
   - id: each
     kind: for_each
@@ -60,13 +57,10 @@ steps:
     steps:
       - id: work
         run: |
-          case ${item} in
-            0) touch started-0; sleep 60 ;;
-            3) while [ ! -e started-0 ]; do sleep 0.01; done; echo $$ > failed-3; exit 3 ;;
-            2) while [ ! -s failed-3 ]; do sleep 0.01; done
-               while kill -0 "$(cat failed-3)" 2>/dev/null; do sleep 0.01; done
-               sleep 0.3; exit 2 ;;
-            1) touch started-1; sleep 60 ;;
+          case ${{item}} in
+            0|1|4) touch started-${{item}}; sleep 60 ;;
+            3) {until("[ -e started-0 ] && [ -e started-1 ]")}; exit 3 ;;
+            2) {until("[ -e started-4 ]")}; exit 2 ;;
             *) sleep 60 ;;
           esac
 """
@@ -104,9 +98,11 @@ def test_stop_cancels_in_flight_and_names_lowest_own_failure(
     assert result.document["status"] == "failed"
 
 
-def test_finish_lets_running_end_and_starts_no_more(run_text: RunText) -> None:
+def test_finish_lets_running_end_and_starts_no_more(run_text: RunText, tmp_path: Path) -> None:
+    # Item 0 ends only once drawer has recorded item 1's failure (FinishedFiles), and drawer
+    # applies the policy before it looks at another process: no slot frees up before that.
     result = run_text(
-        """
+        f"""
         steps:
           - id: each
             kind: for_each
@@ -116,13 +112,12 @@ def test_finish_lets_running_end_and_starts_no_more(run_text: RunText) -> None:
             steps:
               - id: work
                 run: |
-                  case ${item} in
-                    0) touch started-0; while [ ! -s failed-1 ]; do sleep 0.01; done
-                       while kill -0 "$(cat failed-1)" 2>/dev/null; do sleep 0.01; done
-                       sleep 0.3 ;;
-                    1) while [ ! -e started-0 ]; do sleep 0.01; done; echo $$ > failed-1; exit 1 ;;
+                  case ${{item}} in
+                    0) touch started-0; {until("[ -e finished-1 ]")} ;;
+                    1) {until("[ -e started-0 ]")}; exit 1 ;;
                   esac
-        """
+        """,
+        listeners=[FinishedFiles(tmp_path, "each")],
     )
     loop = result.steps["each"]
     statuses = [r["status"] for r in loop["output"]["results"]]

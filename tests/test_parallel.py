@@ -10,13 +10,7 @@ import trio.testing
 
 from drawer import events as ev
 from drawer.loader import InvalidDrawer
-from tests.conftest import RunText, load
-
-
-def until(condition: str) -> str:
-    """Shell that polls `condition` every 10 ms and gives up (exit 9) after about a minute."""
-    return f'n=0; until {condition}; do n=$((n+1)); [ "$n" -lt 6000 ] || exit 9; sleep 0.01; done'
-
+from tests.conftest import RunText, load, until
 
 NEVER = until("[ -e never ]")
 

@@ -18,6 +18,7 @@ import trio
 
 from drawer import procs
 from drawer.procs import CommandResult, CommandSpec, run_command
+from tests.conftest import until
 
 ENV = dict(os.environ)
 PY = sys.executable
@@ -341,9 +342,7 @@ def test_process_that_left_the_group_keeps_pipes_open_until_cancelled(tmp_path: 
     # stdout, so run_command waits for it after reaping the leader, but a cancellation ends the
     # wait at once. (Cancelled before that, the grace period would wait for stdout to close.)
     pidfile = tmp_path / "pids"
-    script = (
-        f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 60' & until [ -s {pidfile} ]; do :; done"
-    )
+    script = f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 60' & {until(f'[ -s {pidfile} ]')}"
     pids, elapsed = cancel_test(tmp_path, script, grace=30, after_leader=True)
     try:
         assert elapsed < 10

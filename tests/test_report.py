@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import re
+from collections import Counter
+from pathlib import Path
 
 from rich.console import Console
 
 from drawer import events as ev
 from drawer.report import LiveReporter, PlainReporter, print_summary
-from tests.conftest import RunText
+from tests.conftest import RunText, run_cli
 
 LOOP = """
 steps:
@@ -150,3 +153,92 @@ def test_summary_counts_branches_and_iterations(run_text: RunText) -> None:
     text = console.export_text()
     assert "1 / 1 / 2 branches" in text
     assert "3 / 0 / 3 iterations" in text
+
+
+EVERY_KIND = """\
+steps:
+  - id: par
+    kind: parallel
+    branches:
+      - id: alone
+        run: echo alone
+      - id: pair
+        steps:
+          - id: first
+            run: echo first
+  - id: each
+    kind: for_each
+    over: [a, b]
+    steps:
+      - id: inner
+        kind: parallel
+        branches:
+          - id: solo
+            run: echo ${item}
+  - id: tries
+    kind: repeat
+    max_iterations: 2
+    until: probe.output.stdout == 'p'
+    steps:
+      - id: probe
+        run: echo p
+"""
+
+
+def test_verbose_prints_each_lifecycle_line_once(tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text(EVERY_KIND, encoding="utf-8")
+    done = run_cli("d.yaml", "run", "--verbose", "--no-store", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    stamp = re.compile(r"^\d\d:\d\d:\d\d ")
+    # Without their timings: "✓ par.alone ok (0.01s)" -> "✓ par.alone ok".
+    lifecycle = [
+        re.sub(r" \(\d+\.\d\ds\)$", "", line[9:])
+        for line in done.stdout.splitlines()
+        if stamp.match(line)
+    ]
+    repeated = [line for line, count in Counter(lifecycle).items() if count > 1]
+    assert repeated == []
+    for path in ("par.alone", "par.pair", "par.pair.first", "each[1]", "each[1].inner.solo"):
+        assert f"> {path} started" in lifecycle
+        assert f"✓ {path} ok" in lifecycle
+    assert "> tries#0.probe started" in lifecycle
+
+
+def test_the_summary_shows_the_stderr_of_a_failing_step_inside_a_sub_drawer(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "inner.yaml").write_text(
+        "inputs:\n  item: {type: string}\n"
+        "steps:\n"
+        "  - id: noisy\n    on_failure: continue\n    run: echo 'not this one' >&2; exit 1\n"
+        '  - id: boom\n    run: echo "no ${inputs.item} here" >&2; exit 3\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "mid.yaml").write_text(
+        "inputs:\n  item: {type: string}\n"
+        "steps:\n"
+        "  - id: deep\n    kind: drawer\n    drawer: inner.yaml\n"
+        "    inputs: {item: '${inputs.item}'}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "d.yaml").write_text(
+        "steps:\n"
+        "  - id: lone\n    kind: drawer\n    drawer: inner.yaml\n    inputs: {item: top}\n"
+        "    on_failure: continue\n"
+        "  - id: each\n    kind: for_each\n    over: [a, b]\n    steps:\n"
+        "      - id: call\n        kind: drawer\n        drawer: mid.yaml\n"
+        "        inputs: {item: '${item}'}\n",
+        encoding="utf-8",
+    )
+    shown = [
+        "  stderr of each[0].call.deep.boom (last 1 lines):",
+        "    no a here",
+    ]
+    for store in (["--no-store"], []):
+        done = run_cli("d.yaml", "run", *store, cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        assert done.stdout.splitlines()[-2:] == shown
+    # Later, from the store.
+    later = run_cli("d.yaml", "show", "last", cwd=tmp_path)
+    assert later.returncode == 0, later.stderr
+    assert later.stdout.splitlines()[-2:] == shown

@@ -19,7 +19,7 @@ from drawer.loader import load_text
 from drawer.model import definition_path
 from drawer.resume import changed_steps, definitions
 from drawer.store import DATABASE, MIGRATIONS, SCHEMA_VERSION, open_store
-from tests.conftest import is_alive, run_cli
+from tests.conftest import is_alive, run_cli, until
 
 
 def write(path: Path, text: str) -> Path:
@@ -472,10 +472,10 @@ def test_a_step_skipped_by_when_both_times_keeps_its_dependants(tmp_path: Path) 
 def test_a_run_still_in_progress_is_not_resumed(tmp_path: Path) -> None:
     write(
         tmp_path / "d.yaml",
-        """\
+        f"""\
         steps:
           - id: wait
-            run: touch started; while [ ! -e release ]; do sleep 0.01; done
+            run: 'touch started; {until("[ -e release ]")}'
         """,
     )
     env = {key: value for key, value in os.environ.items() if key != "GITHUB_ACTIONS"}

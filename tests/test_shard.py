@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import textwrap
 from pathlib import Path
@@ -267,13 +268,47 @@ def test_shards_partition_the_items_whatever_their_order(items: list[Any], count
     assert sorted(i for part in chosen for i in part) == list(range(len(items)))
 
 
-def test_the_partition_is_fixed_across_machines() -> None:
-    # sha256 of canonical JSON: these values may never change between versions.
-    assert [shard_of(item, 7) for item in (0, 1, "a", {"b": 1, "a": 2.0}, [1, 2])] == [
-        shard_of(0, 7), shard_of(1, 7), shard_of("a", 7), shard_of({"a": 2, "b": 1}, 7),
-        shard_of([1, 2], 7),
-    ]  # fmt: skip
-    assert shard_of(1.0, 5) == shard_of(1, 5)
+# (item, its canonical JSON written out by hand, its shard among 2, 3, 7 and 10): computed once
+# from the documented formula; a drawer that puts any of these elsewhere splits a matrix job
+# differently from the version that planned it.
+PINNED_SHARDS: list[tuple[Any, str, list[int]]] = [
+    (0, "0", [1, 1, 4, 1]),
+    (1, "1", [2, 2, 3, 4]),
+    (1.0, "1", [2, 2, 3, 4]),
+    ("a", '"a"', [2, 3, 4, 10]),
+    ("é", '"é"', [1, 1, 6, 3]),
+    ({"b": 1, "a": 2.0}, '{"a":2,"b":1}', [2, 3, 1, 8]),
+    ([1, 2], "[1,2]", [2, 3, 4, 2]),
+    ({"k": [1.5, "x"]}, '{"k":[1.5,"x"]}', [2, 3, 5, 2]),
+    (None, "null", [2, 2, 5, 4]),
+    (True, "true", [1, 2, 1, 1]),
+]
+
+
+def documented_shard(canonical: str, count: int) -> int:
+    """README, "Beyond one machine": the first 16 hex digits of the SHA-256 of the item's
+    canonical JSON, as a number, mod N, plus 1."""
+    return int(hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16], 16) % count + 1
+
+
+@pytest.mark.parametrize(("item", "canonical", "shards"), PINNED_SHARDS)
+def test_the_partition_is_fixed_across_machines(
+    item: Any, canonical: str, shards: list[int]
+) -> None:
+    # These values may never change between versions: shards planned by one drawer are run
+    # by another on each machine.
+    assert [shard_of(item, count) for count in (2, 3, 7, 10)] == shards
+    assert [documented_shard(canonical, count) for count in (2, 3, 7, 10)] == shards
+
+
+def test_a_shard_runs_the_items_the_documented_formula_gives_it(tmp_path: Path) -> None:
+    write(tmp_path)
+    code, document = run_doc(tmp_path, "--shard", "2/3")
+    assert code == 0
+    entries = document["steps"]["each"]["output"]["results"]
+    assert [entry["item"] for entry in entries] == [
+        item for item in range(40) if documented_shard(str(item), 3) == 2
+    ]
 
 
 def test_merge_writes_the_job_summary_in_github_mode(tmp_path: Path) -> None:

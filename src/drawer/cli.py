@@ -690,7 +690,13 @@ def _execute(
     from rich.console import Console
 
     from drawer.engine import Interrupt, RunOptions, execute_run
-    from drawer.report import DisplayStream, LiveReporter, PlainReporter, print_summary
+    from drawer.report import (
+        DisplayStream,
+        HiddenFailures,
+        LiveReporter,
+        PlainReporter,
+        print_summary,
+    )
 
     interrupt = Interrupt()
     kill_now = trio.Event()
@@ -707,7 +713,8 @@ def _execute(
     text_stream = cast("TextIO", stream)  # it has every method a reporter calls
     console = Console(file=text_stream)
     live = stream.isatty() and not no_progress and not quiet and not verbose
-    listeners = list(listeners)
+    hidden = HiddenFailures()
+    listeners = [*listeners, hidden]
     live_reporter = LiveReporter(console) if live else None
     github = None
     if os.environ.get("GITHUB_ACTIONS") == "true" and live_reporter is None:
@@ -756,7 +763,7 @@ def _execute(
             EXIT_INTERNAL,
         )
     if not (as_json and quiet):
-        print_summary(document, console)
+        print_summary(document, console, hidden.tails)
     if github is not None:
         _github_report(github, document, loaded, text_stream)
     return document, interrupt.signal, stream.lost
@@ -882,11 +889,18 @@ def show(
         return
     from rich.console import Console
 
-    from drawer.report import print_summary
+    from drawer.report import print_summary, root_cause, stderr_tail
+    from drawer.store import step_output
 
+    # The store keeps every step's record, a sub-drawer's steps too (the document cannot).
+    failing = root_cause(document["error"]).get("step_path") if document.get("error") else None
+    with _reading_store():
+        hidden = (
+            {failing: stderr_tail(step_output(connection, run.run_id, failing))} if failing else {}
+        )
     resumed = f", resumed from {document['resumed_from']}" if document["resumed_from"] else ""
     sys.stdout.write(f"run {run.run_id} started {document['started_at']}{resumed}\n")
-    print_summary(document, Console(file=sys.stdout))
+    print_summary(document, Console(file=sys.stdout), hidden)
 
 
 @app.command()

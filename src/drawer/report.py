@@ -6,7 +6,7 @@ import errno
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from drawer import events as ev
+from drawer.records import FAILED, recorded
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow", "cancelled": "magenta"}
 STATUS_MARK = {"ok": "✓", "failed": "✗", "skipped": "-", "cancelled": "!"}
@@ -108,6 +109,10 @@ class PlainReporter:
         """Where the periodic loop progress lines go (GitHub mode: outside the groups)."""
         self.loops: dict[str, LoopCounts] = {}
         self.started: dict[str, float] = {}
+        """Iterations whose start line is shown and whose end line is due (verbose)."""
+        self.told: set[str] = set()
+        """Iterations that are also a step (a single-step `parallel` branch) whose end the
+        step's own line told: their iteration's end line would say it twice."""
         self.last_progress = time.monotonic()
 
     def line(self, text: str) -> None:
@@ -122,6 +127,10 @@ class PlainReporter:
             else:
                 self.stream.write(f"[{event.path}] {event.text}\n")
         elif isinstance(event, ev.StepFinished):
+            if event.path in self.started:
+                # One path, one lifecycle: the iteration's end line is left out for this one.
+                del self.started[event.path]
+                self.told.add(event.path)
             if self.verbose or "[" not in event.path:
                 record = event.record
                 mark = STATUS_MARK.get(record.status, "?")
@@ -138,6 +147,8 @@ class PlainReporter:
                         f"{mark} {event.path} {record.status} ({record.duration or 0:.2f}s){error}"
                     )
         elif isinstance(event, ev.StepStarted):
+            if event.path in self.started:
+                return  # an iteration that is this very step: its start line is shown
             if self.verbose or "[" not in event.path:
                 self.line(f"> {event.path} started")
         elif isinstance(event, ev.StepRetrying):
@@ -164,7 +175,9 @@ class PlainReporter:
         counts.running -= 1
         counts.done += 1
         counts.failed += event.status == "failed"
-        if self.verbose:
+        if event.path in self.told:
+            self.told.discard(event.path)
+        elif self.verbose:
             took = event.clock - self.started.pop(event.path, event.clock)
             self.line(
                 f"{STATUS_MARK.get(event.status, '?')} {event.path or event.loop_path} "
@@ -270,6 +283,55 @@ class LiveReporter:
         )
 
 
+STDERR_TAIL_LINES = 10
+
+
+def stderr_tail(output: Any) -> list[str]:
+    """The last lines of a step output's stderr, as the failure summary shows them."""
+    stderr = output.get("stderr") if isinstance(output, dict) else None
+    return stderr.splitlines()[-STDERR_TAIL_LINES:] if isinstance(stderr, str) else []
+
+
+class HiddenFailures:
+    """The stderr tails of failed steps that the run document cannot hold: those inside a
+    sub-drawer, whose `drawer` step's record keeps only the child's outputs.
+
+    While a sub-drawer runs, the tail of each of its failed steps is kept; when it ends, only
+    the one its error names as the root cause (the one a summary can show) stays.
+    """
+
+    def __init__(self) -> None:
+        self.running: dict[str, dict[str, list[str]]] = {}
+        """Per running `drawer` step: the tails of its failed steps so far."""
+        self.tails: dict[str, list[str]] = {}
+
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.StepStarted) and event.kind == "drawer":
+            self.running[event.path] = {}
+        elif isinstance(event, ev.StepFinished):
+            held = self.running.pop(event.path, None) if event.kind == "drawer" else None
+            error = event.record.error
+            if held is not None and error is not None:
+                cause = error.root_cause().step_path
+                if cause in held:
+                    outer = self.enclosing(cause)
+                    (self.tails if outer is None else outer)[cause] = held[cause]
+            elif event.record.status == FAILED and event.kind != "drawer":
+                enclosing = self.enclosing(event.path)
+                tail = stderr_tail(recorded(event.record.output)) if enclosing is not None else []
+                if enclosing is not None and tail:
+                    enclosing[event.path] = tail
+
+    def enclosing(self, path: str) -> dict[str, list[str]] | None:
+        """The tails of the innermost running sub-drawer that `path` is inside, if any."""
+        end = len(path)
+        while (end := path.rfind(".", 0, end)) > 0:
+            held = self.running.get(path[:end])
+            if held is not None:
+                return held
+        return None
+
+
 def find_output(document: dict[str, Any], step_path: str) -> Any:
     """The output of the step at a path such as `lint[3].ruff`, `tries#2.probe`,
     `block.g1.x` or `route.default.y` in a run document; None when it is not there."""
@@ -320,8 +382,18 @@ def items_text(record: dict[str, Any]) -> str:
     return ""
 
 
-def print_summary(document: dict[str, Any], console: Console) -> None:
-    """A table of the top-level steps, then each failure with its error and stderr tail."""
+def root_cause(error: dict[str, Any]) -> dict[str, Any]:
+    """The innermost error of a run document's error chain: the one the summary explains."""
+    while error.get("cause"):
+        error = error["cause"]
+    return error
+
+
+def print_summary(
+    document: dict[str, Any], console: Console, hidden: Mapping[str, list[str]] | None = None
+) -> None:
+    """A table of the top-level steps, then each failure with its error and stderr tail
+    (from its record, or from `hidden` for a step inside a sub-drawer)."""
     title = f"{document['name']}: {document['status']} in {document['duration']:.2f}s"
     if document.get("resumed_from"):
         title += f", resuming run {document['resumed_from']}"
@@ -344,16 +416,14 @@ def print_summary(document: dict[str, Any], console: Console) -> None:
     if not error:
         return
     console.print(Text(f"error {error['code']}: {error['message']}", "bold red"))
-    cause = error
-    while cause.get("cause"):
-        cause = cause["cause"]
+    cause = root_cause(error)
     if cause is not error:
         console.print(
             Text(f"  caused by {cause['code']} at {cause['step_path']}: {cause['message']}", "red")
         )
-    output = find_output(document, cause.get("step_path") or "")
-    if isinstance(output, dict) and output.get("stderr"):
-        tail = output["stderr"].splitlines()[-10:]
+    path = cause.get("step_path") or ""
+    tail = (hidden or {}).get(path) or stderr_tail(find_output(document, path))
+    if tail:
         console.print(Text(f"  stderr of {cause['step_path']} (last {len(tail)} lines):", "dim"))
         for line in tail:
             console.print(Text(f"    {line}"))

@@ -657,6 +657,16 @@ def has_step(connection: sqlite3.Connection, run_id: str, path: str) -> bool:
     return row is not None
 
 
+def step_output(connection: sqlite3.Connection, run_id: str, path: str) -> Any:
+    """The recorded output of the step at `path` (any depth, a sub-drawer's steps too)."""
+    row = _read(
+        lambda: connection.execute(
+            "SELECT output FROM steps WHERE run_id = ? AND path = ?", (run_id, path)
+        ).fetchone()
+    )
+    return json.loads(row[0]) if row and row[0] else None
+
+
 def step_logs(
     connection: sqlite3.Connection, directory: Path, run_id: str
 ) -> list[tuple[str, Path]]:
