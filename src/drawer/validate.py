@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,12 @@ SHELL_OPERATORS = (":-", ":=", ":+", ":?", "##", "%%", "//", "^^", ",,")
 # Keys whose strings are not references (structure, or the body checked in its own scope).
 NOT_TEMPLATES = frozenset({"id", "kind", "depends_on", "name", "steps", "as", "index_as"})
 STRUCTURE = NOT_TEMPLATES | {"run", "until", "branches", "cases", "default", "drawer"}
+DASK_INSTALL = 'pip install "drawer[dask]"'
+
+
+def dask_installed() -> bool:
+    """Whether the dask extra is installed: found, not imported (that takes a second)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("dask", "distributed"))
 
 
 class Visible:
@@ -301,6 +308,12 @@ class Checker:
 
     def check_loop(self, step: ForEachStep, path: PathKey) -> None:
         """What a loop's executor and sharding allow."""
+        if step.executor == "dask" and not dask_installed():
+            self.error(
+                f'"{step.id}": executor: dask needs Dask, which is not installed',
+                self.at((*path, "executor")),
+                hint=f"install the extra: {DASK_INSTALL}",
+            )
         if step.executor == "dask" and step.delay is not None:
             self.error(
                 f'"{step.id}": delay cannot be used with executor: dask',

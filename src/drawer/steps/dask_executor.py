@@ -108,6 +108,7 @@ from drawer.steps.for_each import (
     run_iteration,
 )
 from drawer.steps.policy import FailurePolicy
+from drawer.validate import DASK_INSTALL
 
 if TYPE_CHECKING:
     from distributed import Client, Future, LocalCluster
@@ -238,7 +239,7 @@ class Session:
             import distributed
         except ImportError as error:
             raise SessionError(
-                f'executor: dask needs Dask ({error}); pip install "drawer[dask]"',
+                f"executor: dask needs Dask ({error}); {DASK_INSTALL}",
                 "INVALID_DRAWER",
             ) from None
         if options.address:
