@@ -10,6 +10,7 @@ from typing import Any
 
 from drawer.expr import KNOWN_FUNCTIONS, ExprError, compile_expression
 from drawer.graph import ancestors, dependencies, find_cycle, is_chain
+from drawer.inputs import env_name
 from drawer.model import (
     CEL_RESERVED,
     RESERVED_IDS,
@@ -180,22 +181,33 @@ class Checker:
             names = loop_names(step)
             raw = self.node(here)
             for key, name in names.items():
-                if name in loops:
+                # Commands see every loop name as DRAWER_VAR_<NAME>: `item` and `Item` clash.
+                clash = next((loop for loop in loops if loop.upper() == name.upper()), None)
+                if clash is not None:
                     what = (
                         f'loop name "{name}"'
                         if key in raw
                         else f'the default {key} "{name}" of "{step.id}"'
                     )
+                    used = (
+                        ""
+                        if clash == name
+                        else f' (as "{clash}": both are DRAWER_VAR_{name.upper()})'
+                    )
                     self.error(
-                        f"{what} is already used by an enclosing loop",
+                        f"{what} is already used by an enclosing loop{used}",
                         self.at((*here, key)),
                         hint=f"a nested loop's names must differ from its parents': "
                         f"set {key}: to another name",
                     )
                 if name in RESERVED_IDS or name in CEL_RESERVED:
                     self.error(f'"{name}" is a reserved name', self.at((*here, key)))
-            if len(set(names.values())) < len(names):
-                self.error(f'as and index_as are both "{names["as"]}"', self.at((*here, "as")))
+            if len({name.upper() for name in names.values()}) < len(names):
+                self.error(
+                    f'as "{names["as"]}" and index_as "{names["index_as"]}" are both '
+                    f"DRAWER_VAR_{names['as'].upper()}",
+                    self.at((*here, "as")),
+                )
             inner_loops = loops | set(names.values())
             for number, nested in enumerate(child_lists(step, step.id)):
                 key = self.container_key(step, nested, number)
@@ -633,7 +645,15 @@ def check_drawer(
     for key in ("env", "execution", "defaults"):
         for key_path, text in strings_in(doc.data.get(key), (key,)):
             checker.check_template(text, key_path, top, None)
+    variables: dict[str, str] = {}
     for name, spec in model.inputs.items():
+        first = variables.setdefault(env_name(name), name)
+        if first != name:
+            checker.error(
+                f'inputs "{first}" and "{name}" would both be set by {env_name(name)}',
+                checker.doc.source.key(("inputs", name)) or checker.at(("inputs", name)),
+                hint="rename one: input names must differ in more than case and - or _",
+            )
         if spec.secret and isinstance(spec.default, str) and 0 < len(spec.default) < 4:
             checker.error(
                 f'the default of secret input "{name}" is shorter than 4 characters',
