@@ -205,6 +205,7 @@ BROKEN: list[tuple[str, dict[str, Any], bool]] = [
     ("key of another kind", edited((("steps", 0, "value"), 1)), True),
     ("for_each without over", edited((("steps", 1, "over"), _DELETE)), True),
     ("for_each without steps", edited((("steps", 1, "steps"), _DELETE)), True),
+    ("over plain text", edited((("steps", 1, "over"), "a b c")), True),
     ("over an unknown source", edited((("steps", 1, "over"), {"url": "x"})), True),
     ("over two sources", edited((("steps", 7, "over", "file"), "x")), True),
     ("range of four", edited((("steps", 8, "over", "range"), [0, 1, 2, 3])), True),

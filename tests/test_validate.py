@@ -65,3 +65,26 @@ def test_loop_names_that_share_an_environment_variable_are_refused(tmp_path: Pat
     one_loop = "steps:\n  - {id: l, kind: for_each, over: [1], as: i, index_as: I, steps: []}\n"
     with pytest.raises(InvalidDrawer, match='as "i" and index_as "I" are both DRAWER_VAR_I'):
         load(tmp_path, one_loop)
+
+
+@pytest.mark.parametrize(
+    ("over", "hint"),
+    [
+        ('"a b c"', "write a list ([a, b, c]), a ${...} reference, or a source"),
+        ("src/*.py", 'to loop over files, write over: {glob: "src/*.py"}'),
+        ("files.output.lines", 'a reference is written over: "${files.output.lines}"'),
+        ('"${files.output.stdout} and more"', "write a list ([a, b, c])"),
+    ],
+)
+def test_plain_text_in_over_is_refused_with_a_hint(tmp_path: Path, over: str, hint: str) -> None:
+    (tmp_path / "d.yaml").write_text(
+        "steps:\n  - {id: files, run: ls}\n  - id: each\n    kind: for_each\n"
+        f"    over: {over}\n    steps: [{{id: s, run: 'true'}}]\n"
+    )
+    checked = run_cli("d.yaml", "validate", cwd=tmp_path)
+    assert checked.returncode == 2
+    assert (
+        'd.yaml:5:11: error: "each": over is text, not a list, a ${...} reference or a source'
+        in checked.stderr
+    )
+    assert f"hint: {hint}" in checked.stderr

@@ -126,6 +126,9 @@ def _add_field_rules(definitions: dict[str, Any]) -> None:
         for field in ("as", "index_as"):
             if field in properties:
                 properties[field] = {**properties[field], **reserved}
+    # validate's check_loop: text in `over` is a reference, never items.
+    over = definitions["ForEachStep"]["properties"]["over"]["oneOf"]
+    over[over.index({"type": "string"})]["pattern"] = REFERENCE_PATTERN
     # WaitStep._one_of: exactly one of duration and until, null counting as absent.
     definitions["WaitStep"]["oneOf"] = [
         {"required": ["duration"], "properties": {"duration": {"not": {"type": "null"}}}},

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drawer.counts import is_reference
 from drawer.expr import KNOWN_FUNCTIONS, ExprError, compile_expression
 from drawer.graph import ancestors, dependencies, find_cycle, is_chain
 from drawer.inputs import env_name
@@ -319,7 +320,13 @@ class Checker:
                 )
 
     def check_loop(self, step: ForEachStep, path: PathKey) -> None:
-        """What a loop's executor and sharding allow."""
+        """What a loop's `over`, executor and sharding allow."""
+        if isinstance(step.over, str) and not is_reference(step.over):
+            self.error(
+                f'"{step.id}": over is text, not a list, a ${{...}} reference or a source',
+                self.at((*path, "over")),
+                hint=self.over_hint(step.over),
+            )
         if step.executor == "dask" and not dask_installed():
             self.error(
                 f'"{step.id}": executor: dask needs Dask, which is not installed',
@@ -339,6 +346,18 @@ class Checker:
                 self.at((*path, "shard")),
                 hint="only a top-level for_each can be sharded across machines",
             )
+
+    def over_hint(self, text: str) -> str:
+        """What the author of `over: TEXT` probably meant."""
+        if any(mark in text for mark in "*?["):
+            return f'to loop over files, write over: {{glob: "{text}"}}'
+        root = ROOT_RE.match(text.strip())
+        if root and "." in text and (root.group(0) in self.where or root.group(0) == "inputs"):
+            return f'a reference is written over: "${{{text.strip()}}}"'
+        return (
+            "write a list ([a, b, c]), a ${...} reference, or a source: {glob: PATTERN}, "
+            "{file: PATH} or {range: [START, STOP]}"
+        )
 
     def check_subdrawer(self, step: DrawerStep, path: PathKey) -> None:
         """The called file: found, valid, not part of a cycle, and given the inputs it takes."""
