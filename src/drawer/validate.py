@@ -28,7 +28,7 @@ from drawer.model import (
     child_lists,
 )
 from drawer.refs import ROOT_RE, Ref, RefError, parse_plain_path, parse_template
-from drawer.shell import ShellIssue, compile_shell, find_python_refs
+from drawer.shell import ShellIssue, compile_shell, find_python_refs, is_shell_parameter
 from drawer.source import ParsedDocument, PathKey, Position, Problem, suggest
 
 RUN_FIELDS = {"id": None, "dir": None, "name": None}
@@ -437,7 +437,10 @@ class Checker:
             if path is not None and len(path) > 1:
                 return True
             root = ROOT_RE.match(content.strip())
-            return root is not None and self.is_root(root.group(0), scope)
+            if root is not None and self.is_root(root.group(0), scope):
+                return True
+            # `${1 + inputs.n}`, `${(a + b) * 2}`: an expression that is no shell expansion
+            return not is_shell_parameter(content)
 
         compiled, issues = compile_shell(script, is_drawer_ref)
         self.add_shell_issues(issues, run_path)
