@@ -88,3 +88,71 @@ def test_plain_text_in_over_is_refused_with_a_hint(tmp_path: Path, over: str, hi
         in checked.stderr
     )
     assert f"hint: {hint}" in checked.stderr
+
+
+@pytest.mark.parametrize(
+    ("step", "message", "hint"),
+    [
+        (
+            "{id: a, run: 'true', paralelism: 2}",
+            'unknown key "paralelism" in step "a"',
+            'did you mean "parallelism"? (a key of for_each and repeat steps, not of run steps)',
+        ),
+        (
+            "{id: a, run: 'true', over: [1]}",
+            'unknown key "over" in step "a"',
+            '"over" belongs to for_each steps, not to run steps: set kind: for_each',
+        ),
+        (
+            "{id: a, kind: value, value: 1, tolerate: 1}",
+            'unknown key "tolerate" in step "a"',
+            '"tolerate" belongs to for_each and parallel steps, not to value steps: set its kind',
+        ),
+        ("{id: a, run: 'true', tmeout: 1}", 'unknown key "tmeout"', 'did you mean "timeout"?'),
+        ("{id: a, run: 'true', zzz: 1}", 'unknown key "zzz" in step "a"', None),
+    ],
+)
+def test_did_you_mean_looks_at_the_keys_of_other_kinds(
+    tmp_path: Path, step: str, message: str, hint: str | None
+) -> None:
+    with pytest.raises(InvalidDrawer) as caught:
+        load(tmp_path, f"steps:\n  - {step}\n")
+    [problem] = caught.value.problems
+    assert problem.message.startswith(message)
+    assert problem.hint == hint
+
+
+@pytest.mark.parametrize(
+    ("reference", "hint"),
+    [
+        ("${a.outptu.stdout}", "did you mean ${a.output.stdout}?"),
+        ("${a.statsu}", "did you mean ${a.status}?"),
+        ("${a.stdout}", "write ${a.output.stdout}"),
+    ],
+)
+def test_did_you_mean_for_a_step_field_points_the_right_way(
+    tmp_path: Path, reference: str, hint: str
+) -> None:
+    with pytest.raises(InvalidDrawer) as caught:
+        load(
+            tmp_path,
+            f"steps:\n  - {{id: a, run: 'true'}}\n  - {{id: b, run: 'echo {reference}'}}\n",
+        )
+    [problem] = caught.value.problems
+    assert problem.message == f"{reference}: a step has output, status and error"
+    assert problem.hint == hint
+
+
+def test_a_step_field_misspelt_in_a_condition_is_found(tmp_path: Path) -> None:
+    text = """
+        steps:
+          - {id: a, run: 'true'}
+          - id: b
+            run: 'true'
+            when: "a.outptu.stdout == 'a.outptu' && a.status == 'ok'"
+        """
+    with pytest.raises(InvalidDrawer) as caught:
+        load(tmp_path, text)
+    [problem] = caught.value.problems
+    assert problem.message.endswith(": a step has output, status and error")
+    assert problem.hint == "did you mean ${a.output.stdout}?"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,20 @@ class StepInfo:
     path: PathKey
     container: str | None
     export_via: str | None = None
+
+
+_CEL_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def _paths_read(expression: str, name: str) -> list[tuple[str, ...]]:
+    """The field paths an expression selects on `name` (`a.output.stdout` -> (output, stdout)),
+    string literals left out."""
+    code = _CEL_STRING.sub("''", expression)
+    pattern = rf"(?<![\w.]){re.escape(name)}((?:\s*\.\s*[A-Za-z_]\w*)+)"
+    return [
+        tuple(part.strip() for part in match.group(1).split(".")[1:])
+        for match in re.finditer(pattern, code)
+    ]
 
 
 def loop_names(step: AnyStep) -> dict[str, str]:
@@ -519,6 +534,9 @@ class Checker:
         for name in compiled.names:
             if name not in RESERVED_IDS and name not in scope.loops:
                 self.check_step_ref(ref, name, (), at, scope, owner)
+                for fields in _paths_read(text, name) if name in self.where else ():
+                    if fields[0] not in STEP_FIELDS:
+                        self.check_step_ref(ref, name, fields, at, scope, owner)
         for step_id in compiled.step_ids:
             self.check_step_ref(ref, step_id, (), at, scope, owner)
         for name in compiled.unknown_functions:
@@ -546,10 +564,13 @@ class Checker:
         owner: str | None,
     ) -> None:
         if rest and rest[0] not in STEP_FIELDS:
+            field = suggest(rest[0], STEP_FIELDS)  # `outptu`: a typo, not an output's name
+            meant = (field, *rest[1:]) if field else ("output", *rest)
             self.error(
                 f"{ref.text}: a step has output, status and error",
                 at,
-                hint=f"write ${{{root}.output.{'.'.join(rest)}}}",
+                hint=f"{'did you mean' if field else 'write'} ${{{root}.{'.'.join(meant)}}}"
+                + ("?" if field else ""),
             )
             return
         info = self.where.get(root)
