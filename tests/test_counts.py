@@ -1,5 +1,5 @@
-"""Counts and the parallel switch: one rule per field, for literals (validate) and for
-references (EXPR_ERROR at run time); a boolean is never a count, text is never a boolean."""
+"""Counts, the parallel switch and durations: one rule per field, for literals (validate) and
+for references (EXPR_ERROR at run time); a boolean is never a count, text is never a boolean."""
 
 from __future__ import annotations
 
@@ -239,3 +239,21 @@ def test_references_are_checked_by_validate_like_any_other(tmp_path: Path) -> No
 def test_parallelism_0_is_serial(run_text: RunText) -> None:
     result = run_text(LOOP.format(field="parallelism: 0"))
     assert result.log.of(ev.LoopStarted)[0].parallelism == 1
+
+
+def test_a_duration_reference_that_gives_a_list_is_an_expression_error(run_text: RunText) -> None:
+    """It was an internal error (a TypeError in the duration parser), exit 3."""
+    result = run_text(
+        """
+        inputs:
+          t: {type: array, default: [1]}
+        steps:
+          - {id: a, run: "true", timeout: "${inputs.t}"}
+          - {id: w, kind: wait, duration: "${inputs.t}", depends_on: []}
+          - {id: l, kind: for_each, over: [1], delay: "${inputs.t}", steps: [], depends_on: []}
+        """
+    )
+    for step in ("a", "w", "l"):
+        error = result.steps[step]["error"]
+        assert error["code"] == "EXPR_ERROR"
+        assert "must be a number of seconds or text like 30s, got [1]" in error["message"]
