@@ -156,3 +156,15 @@ def test_a_step_field_misspelt_in_a_condition_is_found(tmp_path: Path) -> None:
     [problem] = caught.value.problems
     assert problem.message.endswith(": a step has output, status and error")
     assert problem.hint == "did you mean ${a.output.stdout}?"
+
+
+def test_an_input_default_of_the_wrong_type_is_refused_by_validate(tmp_path: Path) -> None:
+    """`default: true` on an integer input passed validate and failed only at run time."""
+    (tmp_path / "d.yaml").write_text(
+        "inputs:\n  n: {type: integer, default: true}\n  f: {type: number, default: '1'}\n"
+        "steps:\n  - {id: s, run: 'true'}\n"
+    )
+    checked = run_cli("d.yaml", "validate", cwd=tmp_path)
+    assert checked.returncode == 2
+    assert 'd.yaml:2:31: error: the default of input "n" is not a integer: True' in checked.stderr
+    assert 'd.yaml:3:30: error: the default of input "f" is not a number' in checked.stderr

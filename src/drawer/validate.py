@@ -12,7 +12,7 @@ from typing import Any
 from drawer.counts import is_reference
 from drawer.expr import KNOWN_FUNCTIONS, ExprError, compile_expression
 from drawer.graph import ancestors, dependencies, find_cycle, is_chain
-from drawer.inputs import env_name
+from drawer.inputs import InputError, check_type, env_name
 from drawer.model import (
     CEL_RESERVED,
     RESERVED_IDS,
@@ -697,6 +697,11 @@ def check_drawer(
                 checker.doc.source.key(("inputs", name)) or checker.at(("inputs", name)),
                 hint="rename one: input names must differ in more than case and - or _",
             )
+        if spec.default is not None:
+            try:
+                check_type(name, spec, spec.default)
+            except InputError as error:  # a run would refuse it before anything starts
+                checker.error(str(error), checker.at(("inputs", name, "default")))
         if spec.secret and isinstance(spec.default, str) and 0 < len(spec.default) < 4:
             checker.error(
                 f'the default of secret input "{name}" is shorter than 4 characters',
