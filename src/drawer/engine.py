@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from drawer import events as ev
-from drawer.context import Masker, Outcome, RunContext, Scope
+from drawer.context import Masker, Outcome, RunContext, Scope, as_env_text
 from drawer.counts import MAX_PROCESSES, MAX_WORKERS, PARALLEL, cpu_count, is_reference
 from drawer.graph import dependencies, is_chain
 from drawer.loader import LoadedDrawer
@@ -352,11 +352,11 @@ def _execution_settings(ctx: RunContext, scope: Scope) -> None:
 
 
 def resolve_env(ctx: RunContext, scope: Scope) -> None:
-    """Add the drawer's `env:` to the command environment, references resolved."""
+    """Add the drawer's `env:` to the command environment, references resolved, each value
+    as a step's `env:` gives it (`true`, JSON for a list or a mapping)."""
     for name, value in ctx.loaded.model.env.items():
-        text = value if isinstance(value, str) else plain(value)
-        resolved = interpolate(text, scope.lookup) if isinstance(text, str) else text
-        ctx.base_env[name] = resolved if isinstance(resolved, str) else str(plain(resolved))
+        resolved = interpolate(value, scope.lookup) if isinstance(value, str) else value
+        ctx.base_env[name] = as_env_text(plain(resolved))
 
 
 class Interrupt:
