@@ -301,7 +301,7 @@ EDGE_CASES: list[tuple[str, dict[str, Any]]] = [
     ("when null", edited((("steps", 0, "when"), None))),
     ("secret default long enough", edited((("inputs", "token", "default"), "abcd"))),
     ("secret default empty", edited((("inputs", "token", "default"), ""))),
-    ("short default not secret", edited((("inputs", "n", "default"), "ab"))),
+    ("short default not secret", edited((("inputs", "s"), {"default": "ab"}))),
     ("minimal", {"steps": [{"id": "only", "run": "true"}]}),
 ]
 
