@@ -249,6 +249,21 @@ def test_delay_is_refused_before_anything_runs(tmp_path: Path, address: str) -> 
     assert not list(tmp_path.glob("ran-*"))
 
 
+def test_executor_dask_without_the_extra_is_a_validation_error(tmp_path: Path) -> None:
+    """Dask made unimportable in a real drawer process, as when the extra is not installed."""
+    shim = tmp_path / "no-dask"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text('import sys\nsys.modules["distributed"] = None\n')
+    text = "steps:\n  - id: each\n    kind: for_each\n    over: [1]\n    executor: dask\n"
+    (tmp_path / "d.yaml").write_text(text + "    steps: [{id: s, run: 'true'}]\n")
+    for command in ("validate", "run"):
+        refused = run_cli("d.yaml", command, cwd=tmp_path, env={"PYTHONPATH": str(shim)})
+        assert refused.returncode == 2, refused.stderr
+        assert 'd.yaml:5:15: error: "each": executor: dask needs Dask' in refused.stderr
+        assert 'pip install "drawer[dask]"' in refused.stderr
+    assert run_cli("d.yaml", "validate", cwd=tmp_path).returncode == 0
+
+
 CANCELLED = """\
 steps:
   - id: each

@@ -285,3 +285,21 @@ def test_a_nul_byte_in_a_value_is_a_step_error(run_text: RunText) -> None:
     assert result.document["status"] == "failed"
     assert result.steps["b"]["error"]["code"] == "VALUE_NOT_TEXT"
     assert "NUL" in result.steps["b"]["error"]["message"]
+
+
+def test_the_drawer_env_gives_values_as_a_step_env_does(run_text: RunText) -> None:
+    """Top-level `env:` wrote Python's text (True, {'a': 1}); a step's env wrote true, JSON."""
+    result = run_text(
+        """
+        inputs:
+          o: {type: object, default: {a: 1}}
+        env:
+          FLAG: true
+          DATA: ${inputs.o}
+        steps:
+          - id: show
+            env: {STEP_FLAG: true, STEP_DATA: "${inputs.o}"}
+            run: echo "$FLAG $DATA $STEP_FLAG $STEP_DATA"
+        """
+    )
+    assert result.steps["show"]["output"]["stdout"] == 'true {"a":1} true {"a":1}'

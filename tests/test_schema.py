@@ -188,8 +188,7 @@ def test_the_base_drawer_is_valid_for_schema_and_loader(tmp_path: Path) -> None:
     assert loader_accepts(VALID, tmp_path)
 
 
-# (label, broken drawer, whether the loader refuses it too). The loader's pydantic models
-# validate in lax mode and take `true` for 1 and "3" for 3; the schema does not advertise it.
+# (label, broken drawer, whether the loader refuses it too).
 BROKEN: list[tuple[str, dict[str, Any], bool]] = [
     ("unknown top-level key", edited((("stepz",), [])), True),
     ("no steps", edited((("steps",), _DELETE)), True),
@@ -206,6 +205,7 @@ BROKEN: list[tuple[str, dict[str, Any], bool]] = [
     ("key of another kind", edited((("steps", 0, "value"), 1)), True),
     ("for_each without over", edited((("steps", 1, "over"), _DELETE)), True),
     ("for_each without steps", edited((("steps", 1, "steps"), _DELETE)), True),
+    ("over plain text", edited((("steps", 1, "over"), "a b c")), True),
     ("over an unknown source", edited((("steps", 1, "over"), {"url": "x"})), True),
     ("over two sources", edited((("steps", 7, "over", "file"), "x")), True),
     ("range of four", edited((("steps", 8, "over", "range"), [0, 1, 2, 3])), True),
@@ -217,7 +217,7 @@ BROKEN: list[tuple[str, dict[str, Any], bool]] = [
     ("retry attempts 0", edited((("steps", 6, "retry", "attempts"), 0)), True),
     ("retry unknown key", edited((("defaults", "retry", "tries"), 2)), True),
     ("retry backoff below 1", edited((("defaults", "retry", "backoff"), 0.5)), True),
-    ("parallelism true", edited((("steps", 1, "parallelism"), True)), False),
+    ("parallelism true", edited((("steps", 1, "parallelism"), True)), True),
     ("parallelism as text", edited((("steps", 1, "parallelism"), "3")), True),
     ("parallelism negative", edited((("steps", 1, "parallelism"), -1)), True),
     ("parallelism fraction", edited((("steps", 1, "parallelism"), 2.5)), True),
@@ -230,7 +230,18 @@ BROKEN: list[tuple[str, dict[str, Any], bool]] = [
     ("duration in words", edited((("defaults", "timeout"), "5 minutes")), True),
     ("duration negative", edited((("steps", 3, "delay"), -1)), True),
     ("duration empty", edited((("execution", "timeout"), "")), True),
-    ("duration true", edited((("steps", 5, "duration"), True)), False),
+    ("duration true", edited((("steps", 5, "duration"), True)), True),
+    ("max_workers negative", edited((("execution", "max_workers"), -1)), True),
+    ("max_workers 0", edited((("execution", "max_workers"), 0)), True),
+    ("max_workers true", edited((("execution", "max_workers"), True)), True),
+    ("max_processes all", edited((("execution", "max_processes"), "all")), True),
+    ("parallel no", edited((("execution", "parallel"), "no")), True),
+    ("parallel 0", edited((("execution", "parallel"), 0)), True),
+    ("tolerate true", edited((("steps", 1, "tolerate"), True)), True),
+    ("attempts true", edited((("steps", 6, "retry", "attempts"), True)), True),
+    ("shard yes", edited((("steps", 1, "shard"), "yes")), True),
+    ("when 1", edited((("steps", 0, "when"), 1)), True),
+    ("range of booleans", edited((("steps", 8, "over", "range"), [True, 3])), True),
     ("wait with both", edited((("steps", 5, "until"), "2026-01-31T12:00:00Z")), True),
     ("wait with neither", edited((("steps", 5, "duration"), _DELETE)), True),
     ("wait with null only", edited((("steps", 5, "duration"), None)), True),
@@ -269,6 +280,10 @@ EDGE_CASES: list[tuple[str, dict[str, Any]]] = [
     ("parallelism reference", edited((("steps", 1, "parallelism"), "${inputs.n}"))),
     ("parallelism all", edited((("steps", 1, "parallelism"), "all"))),
     ("parallelism 0", edited((("steps", 1, "parallelism"), 0))),
+    ("max_workers auto", edited((("execution", "max_workers"), "auto"))),
+    ("max_processes auto", edited((("execution", "max_processes"), "auto"))),
+    ("max_workers reference", edited((("execution", "max_workers"), "${inputs.n}"))),
+    ("parallel false", edited((("execution", "parallel"), False))),
     ("max_parallelism reference", edited((("steps", 2, "max_parallelism"), " ${inputs.n} "))),
     ("max_iterations reference", edited((("steps", 3, "max_iterations"), "${inputs.n}"))),
     ("tolerate 100%", edited((("steps", 1, "tolerate"), "100%"))),
@@ -286,7 +301,7 @@ EDGE_CASES: list[tuple[str, dict[str, Any]]] = [
     ("when null", edited((("steps", 0, "when"), None))),
     ("secret default long enough", edited((("inputs", "token", "default"), "abcd"))),
     ("secret default empty", edited((("inputs", "token", "default"), ""))),
-    ("short default not secret", edited((("inputs", "n", "default"), "ab"))),
+    ("short default not secret", edited((("inputs", "s"), {"default": "ab"}))),
     ("minimal", {"steps": [{"id": "only", "run": "true"}]}),
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterable
@@ -19,8 +20,10 @@ from drawer.shell import (
     ShellTemplate,
     compile_shell,
     find_python_refs,
+    is_shell_parameter,
     render_shell,
 )
+from tests.conftest import run_cli
 
 PAYLOAD = "$(touch pwned); echo hacked"
 SHELLS = [["bash", "-e", "-o", "pipefail", "-c"], ["sh", "-c"]]
@@ -390,3 +393,50 @@ def test_large_value_through_a_file(tmp_path: Path) -> None:
         run(argv, script, tmp_path, env)
         assert (tmp_path / "out.txt").read_text() == value
     assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "shell"),
+    [
+        ("HOME", True),
+        ("1", True),
+        ("10", True),
+        ("#", True),
+        ("@", True),
+        ("!x", True),
+        ("#arr[@]", True),
+        ("x%.txt", True),
+        ("x:1:2", True),
+        ("x/a/b", True),
+        ("x^^", True),
+        ("x@Q", True),
+        ("1 + inputs.n", False),
+        ("(inputs.n + 1) * 2", False),
+        ('"a" + inputs.s', False),
+        ("[1, 2]", False),
+        ("-inputs.n", False),
+        ("size(inputs.s)", False),
+        ("'x'", False),
+    ],
+)
+def test_is_shell_parameter_tells_expansions_from_expressions(content: str, shell: bool) -> None:
+    assert is_shell_parameter(content) is shell
+
+
+def test_an_expression_that_begins_with_a_number_or_a_parenthesis_runs_in_a_shell_string(
+    tmp_path: Path,
+) -> None:
+    """Issue 11 item 25: validate took these for shell variables and refused them."""
+    (tmp_path / "d.yaml").write_text(
+        "inputs:\n  n: {type: integer, default: 1}\nsteps:\n  - id: a\n"
+        "    run: echo \"${1 + inputs.n}\" ${(inputs.n + 1) * 2} ${'x' + string(inputs.n)}\n"
+        "outputs:\n  said: ${a.output.stdout}\n"
+    )
+    ran = run_cli("d.yaml", "run", "--json", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["outputs"] == {"said": "2 4 x1"}
+    (tmp_path / "e.yaml").write_text("steps:\n  - {id: a, run: 'echo ${foo bar}'}\n")
+    refused = run_cli("e.yaml", "validate", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "${foo bar}: Syntax error" in refused.stderr
+    assert "for a shell variable" not in refused.stderr

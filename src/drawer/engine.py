@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from drawer import events as ev
-from drawer.context import Masker, Outcome, RunContext, Scope
+from drawer.context import Masker, Outcome, RunContext, Scope, as_env_text
+from drawer.counts import MAX_PROCESSES, MAX_WORKERS, PARALLEL, cpu_count, is_reference
 from drawer.graph import dependencies, is_chain
 from drawer.loader import LoadedDrawer
 from drawer.model import (
@@ -26,7 +27,6 @@ from drawer.model import (
     ParallelStep,
     RetryPolicy,
     RunStep,
-    is_reference,
     parse_duration,
 )
 from drawer.records import (
@@ -338,20 +338,25 @@ def default_max_processes() -> int:
 
 def _execution_settings(ctx: RunContext, scope: Scope) -> None:
     execution = ctx.loaded.model.execution
-    max_processes = resolve_scheduling(execution.max_processes, scope)
-    ctx.process_limiter.total_tokens = int(max_processes or default_max_processes())
-    max_workers = resolve_scheduling(execution.max_workers, scope)
-    ctx.max_workers = int(max_workers) if max_workers else None
-    parallel = resolve_scheduling(execution.parallel, scope)
-    ctx.serial = parallel is False or str(parallel).lower() == "false"
+    ctx.process_limiter.total_tokens = (
+        default_max_processes()
+        if execution.max_processes is None
+        else MAX_PROCESSES.resolve(execution.max_processes, scope.lookup, cpu_count())
+    )
+    ctx.max_workers = (
+        None
+        if execution.max_workers is None
+        else MAX_WORKERS.resolve(execution.max_workers, scope.lookup, cpu_count())
+    )
+    ctx.serial = not PARALLEL.resolve(execution.parallel, scope.lookup)
 
 
 def resolve_env(ctx: RunContext, scope: Scope) -> None:
-    """Add the drawer's `env:` to the command environment, references resolved."""
+    """Add the drawer's `env:` to the command environment, references resolved, each value
+    as a step's `env:` gives it (`true`, JSON for a list or a mapping)."""
     for name, value in ctx.loaded.model.env.items():
-        text = value if isinstance(value, str) else plain(value)
-        resolved = interpolate(text, scope.lookup) if isinstance(text, str) else text
-        ctx.base_env[name] = resolved if isinstance(resolved, str) else str(plain(resolved))
+        resolved = interpolate(value, scope.lookup) if isinstance(value, str) else value
+        ctx.base_env[name] = as_env_text(plain(resolved))
 
 
 class Interrupt:

@@ -87,6 +87,35 @@ def _owner_model(loc: tuple[int | str, ...]) -> type[Any] | None:
     return by_key.get(parent)
 
 
+def _key_hint(key: str, owner: type[Any] | None) -> str | None:
+    """Did you mean: a key of the owner, else a key of another step kind, naming the kinds."""
+    from drawer import model as m
+
+    if owner is None:
+        return None
+    guess = suggest(key, _model_fields(owner))
+    if guess is not None:
+        return f'did you mean "{guess}"?'
+    kinds = {
+        "run": m.RunStep, "for_each": m.ForEachStep, "parallel": m.ParallelStep,
+        "repeat": m.RepeatStep, "switch": m.SwitchStep, "drawer": m.DrawerStep,
+        "value": m.ValueStep, "wait": m.WaitStep,
+    }  # fmt: skip
+    this = next((kind for kind, model in kinds.items() if model is owner), None)
+    if this is None:
+        return None
+    keys = {name for model in kinds.values() for name in _model_fields(model)}
+    guess = key if key in keys else suggest(key, keys)
+    if guess is None:
+        return None
+    having = [kind for kind, model in kinds.items() if guess in _model_fields(model)]
+    which = " and ".join(having)
+    if guess == key:
+        kind = f"kind: {having[0]}" if len(having) == 1 else "its kind"
+        return f'"{key}" belongs to {which} steps, not to {this} steps: set {kind}'
+    return f'did you mean "{guess}"? (a key of {which} steps, not of {this} steps)'
+
+
 def _step_label(data: Any, path: PathKey) -> str:
     node = data
     label = ""
@@ -111,13 +140,11 @@ def _pydantic_problems(error: ValidationError, doc: ParsedDocument) -> list[Prob
             continue  # an unknown kind: reported by _kind_problems with a suggestion
         if kind == "extra_forbidden":
             key = str(path[-1])
-            owner = _owner_model(loc)
-            guess = suggest(key, _model_fields(owner)) if owner else None
             problems.append(
                 Problem(
                     f'unknown key "{key}"{label}',
                     doc.source.key(path) or doc.source.nearest(path),
-                    hint=f'did you mean "{guess}"?' if guess else None,
+                    hint=_key_hint(key, _owner_model(loc)),
                 )
             )
             continue

@@ -9,12 +9,29 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
+    StrictInt,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
+)
+
+from drawer.counts import (
+    ATTEMPTS,
+    CHUNK_SIZE,
+    MAX_ITERATIONS,
+    MAX_PARALLELISM,
+    MAX_PROCESSES,
+    MAX_WORKERS,
+    PARALLEL,
+    PARALLELISM,
+    TOLERATE,
+    is_reference,
+    shown,
 )
 
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
@@ -42,16 +59,12 @@ def definition_path(path: str) -> str:
     return _ITERATION_MARK.sub("", path) if ("[" in path or "#" in path) else path
 
 
-def is_reference(text: str) -> bool:
-    """True when a scheduling value is given as a ${...} reference to resolve at run time."""
-    stripped = text.strip()
-    return stripped.startswith("${") and stripped.endswith("}")
-
-
 def parse_duration(value: float | int | str) -> float:
     """Seconds in a duration: a number of seconds or `500ms`, `30s`, `5m`, `1h`."""
-    if isinstance(value, bool):
-        raise ValueError(f"a duration must be a number of seconds or text like 30s, got {value}")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(
+            f"a duration must be a number of seconds or text like 30s, got {shown(value)}"
+        )
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"a duration cannot be negative, got {value}")
@@ -73,15 +86,44 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-DurationValue = Annotated[float | str, Field(union_mode="left_to_right")]
+# pydantic's lax mode reads `true` as 1 and 1 or "yes" as true; a drawer file means neither.
+def _duration_type(value: Any) -> Any:
+    return parse_duration(value) if isinstance(value, bool) else value
+
+
+def _flag(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError(f"{info.field_name} must be true or false, got {shown(value)}")
+    return value
+
+
+def _condition(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, bool | str):
+        raise ValueError(
+            f"{info.field_name} must be true, false or an expression, got {shown(value)}"
+        )
+    return value
+
+
+def _version(value: Any) -> Any:
+    if value != 1 or isinstance(value, bool):
+        raise ValueError(f"version must be 1, got {shown(value)}")
+    return value
+
+
+DurationValue = Annotated[
+    float | str, Field(union_mode="left_to_right"), BeforeValidator(_duration_type)
+]
+Flag = Annotated[bool, BeforeValidator(_flag)]
+Condition = Annotated[bool | str, BeforeValidator(_condition)]
 
 
 class RetryPolicy(Model):
-    attempts: int = Field(default=1, ge=1)
+    attempts: Annotated[int, ATTEMPTS] = 1
     delay: DurationValue = 0.0
-    backoff: float = Field(default=2.0, ge=1.0)
+    backoff: float = Field(default=2.0, ge=1.0, strict=True)
     max_delay: DurationValue | None = None
-    jitter: bool = False
+    jitter: Flag = False
     on: tuple[str, ...] = ("STEP_FAILED", "TIMEOUT")
 
     _durations = field_validator("delay", "max_delay")(_check_duration)
@@ -90,10 +132,10 @@ class RetryPolicy(Model):
 class InputSpec(Model):
     type: Literal["string", "integer", "number", "boolean", "array", "object"] = "string"
     default: Any = None
-    required: bool = False
+    required: Flag = False
     enum: tuple[Any, ...] | None = None
     description: str | None = None
-    secret: bool = False
+    secret: Flag = False
 
 
 class Defaults(Model):
@@ -105,9 +147,9 @@ class Defaults(Model):
 
 
 class Execution(Model):
-    max_workers: int | str | None = None
-    max_processes: int | str | None = None
-    parallel: bool | str = True
+    max_workers: Annotated[int | str, MAX_WORKERS] | None = None
+    max_processes: Annotated[int | str, MAX_PROCESSES] | None = None
+    parallel: Annotated[bool | str, PARALLEL] = True
     timeout: DurationValue | None = None
 
     _durations = field_validator("timeout")(_check_duration)
@@ -120,7 +162,7 @@ class StepBase(Model):
     id: str = Field(pattern=ID_PATTERN)
     name: str | None = None
     depends_on: tuple[str, ...] | None = None
-    when: bool | str | None = None
+    when: Condition | None = None
     timeout: DurationValue | None = None
     retry: RetryPolicy | None = None
     on_failure: Literal["stop", "continue"] = "stop"
@@ -147,7 +189,7 @@ class FileSource(Model):
 
 
 class RangeSource(Model):
-    range: tuple[int] | tuple[int, int] | tuple[int, int, int]
+    range: tuple[StrictInt] | tuple[StrictInt, StrictInt] | tuple[StrictInt, StrictInt, StrictInt]
 
 
 def _over_shape(value: Any) -> str:
@@ -173,30 +215,12 @@ OverValue = Annotated[
 ]
 
 
-def _check_count_or_all(name: str, value: int | str) -> int | str:
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"{name} must be an integer >= 0, got {value}")
-    elif value != "all" and not is_reference(value):
-        raise ValueError(f'{name} must be an integer >= 0 or "all", got "{value}"')
-    return value
-
-
-def _check_tolerate(value: int | str) -> int | str:
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"tolerate must be a count >= 0, got {value}")
-    elif not re.fullmatch(r"\d+(\.\d+)?%", value.strip()) or float(value.strip()[:-1]) > 100:
-        raise ValueError(f'tolerate must be a count or a percentage like "10%", got "{value}"')
-    return value
-
-
 class DaskOptions(Model):
     """Where a `for_each` with `executor: dask` sends its items, and how many per task."""
 
     address: str | None = None
     """A scheduler address (`tcp://host:8786`); none starts a LocalCluster for the run."""
-    chunk_size: int = Field(default=100, ge=1)
+    chunk_size: Annotated[int, CHUNK_SIZE] = 100
 
 
 class ForEachStep(StepBase):
@@ -204,24 +228,17 @@ class ForEachStep(StepBase):
     over: OverValue
     as_: str = Field(default="item", alias="as", pattern=NAME_PATTERN)
     index_as: str = Field(default="index", pattern=NAME_PATTERN)
-    parallelism: int | str = 1
+    parallelism: Annotated[int | str, PARALLELISM] = 1
     steps: tuple[Step, ...]
     on_item_failure: Literal["stop", "finish", "continue"] = "stop"
-    tolerate: int | str = 0
+    tolerate: Annotated[int | str, TOLERATE] = 0
     delay: DurationValue | None = None
     collect: Literal["all", "none"] = "all"
-    shard: bool = False
+    shard: Flag = False
     executor: Literal["local", "dask"] = "local"
     dask: DaskOptions | None = None
 
     _durations = field_validator("delay")(_check_duration)
-
-    @field_validator("parallelism")
-    @classmethod
-    def _check_parallelism(cls, value: int | str) -> int | str:
-        return _check_count_or_all("parallelism", value)
-
-    _tolerate = field_validator("tolerate")(_check_tolerate)
 
 
 class BranchGroup(Model):
@@ -242,50 +259,30 @@ def _branch_shape(value: Any) -> str:
 class ParallelStep(StepBase):
     kind: Literal["parallel"]
     branches: tuple[Branch, ...] = Field(min_length=1)
-    max_parallelism: int | str = "all"
+    max_parallelism: Annotated[int | str, MAX_PARALLELISM] = "all"
     delay: DurationValue | None = None
     on_branch_failure: Literal["stop", "finish", "continue"] = "stop"
-    tolerate: int | str = 0
+    tolerate: Annotated[int | str, TOLERATE] = 0
 
     _durations = field_validator("delay")(_check_duration)
-    _tolerate = field_validator("tolerate")(_check_tolerate)
-
-    @field_validator("max_parallelism")
-    @classmethod
-    def _check_max_parallelism(cls, value: int | str) -> int | str:
-        return _check_count_or_all("max_parallelism", value)
 
 
 class RepeatStep(StepBase):
     kind: Literal["repeat"]
     steps: tuple[Step, ...]
-    until: bool | str
-    max_iterations: int | str
+    until: Condition
+    max_iterations: Annotated[int | str, MAX_ITERATIONS]
     delay: DurationValue | None = None
     index_as: str = Field(default="index", pattern=NAME_PATTERN)
-    parallelism: int | str = 1
+    parallelism: Annotated[int | str, PARALLELISM] = 1
     on_item_failure: Literal["continue", "stop"] = "continue"
     on_exhausted: Literal["fail", "ok"] = "fail"
 
     _durations = field_validator("delay")(_check_duration)
 
-    @field_validator("parallelism")
-    @classmethod
-    def _check_parallelism(cls, value: int | str) -> int | str:
-        return _check_count_or_all("parallelism", value)
-
-    @field_validator("max_iterations")
-    @classmethod
-    def _check_max_iterations(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError(f"max_iterations must be an integer >= 1, got {value}")
-        if isinstance(value, str) and not is_reference(value):
-            raise ValueError(f'max_iterations must be an integer >= 1, got "{value}"')
-        return value
-
 
 class SwitchCase(Model):
-    when: bool | str
+    when: Condition
     steps: tuple[Step, ...]
 
 
@@ -367,7 +364,7 @@ for _model in (ForEachStep, BranchGroup, ParallelStep, RepeatStep, SwitchCase, S
 
 class Drawer(Model):
     schema_: str | None = Field(default=None, alias="$schema")
-    version: Literal[1] = 1
+    version: Annotated[Literal[1], BeforeValidator(_version)] = 1
     name: str | None = None
     description: str | None = None
     inputs: dict[str, InputSpec] = Field(default_factory=dict)

@@ -2,8 +2,8 @@
 
 pydantic writes JSON Schema 2020-12; yaml-language-server and SchemaStore support draft-07
 best, so `to_draft7` converts it. The models' field validators are invisible to pydantic's
-generator, so the rules they enforce (durations, counts, `${...}` references, reserved ids)
-are added here as patterns, field by field.
+generator, so the rules they enforce (durations, `${...}` references, reserved ids) are added
+here as patterns, field by field. Counts and `tolerate` write their own (drawer.counts).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from drawer.counts import REFERENCE_PATTERN
 from drawer.model import (
     CEL_RESERVED,
     DURATION_RE,
@@ -35,11 +36,6 @@ from drawer.model import (
 
 SCHEMA_ID = "https://raw.githubusercontent.com/drawer-dev/drawer/main/schema/drawer.schema.json"
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
-
-# `is_reference` in model.py: the whole value, stripped, is `${...}`.
-REFERENCE_PATTERN = r"^\s*\$\{[\s\S]*\}\s*$"
-# `_check_tolerate`: a count, or a percentage of at most 100.
-PERCENT_PATTERN = r"^\s*0*(?:100(?:\.0+)?|\d{1,2}(?:\.\d+)?)%\s*$"
 
 _STEP_MODELS: tuple[type[BaseModel], ...] = (
     RunStep, ForEachStep, ParallelStep, RepeatStep, SwitchStep, DrawerStep, ValueStep, WaitStep,
@@ -93,13 +89,6 @@ def to_draft7(node: Any) -> Any:
     return converted
 
 
-def _reference_or(schema: dict[str, Any], pattern: str, description: str) -> dict[str, Any]:
-    return {
-        "anyOf": [schema, {"type": "string", "pattern": pattern}],
-        "description": description,
-    }
-
-
 def _duration(nullable: bool) -> dict[str, Any]:
     shapes: list[dict[str, Any]] = [
         {"type": "number", "minimum": 0},
@@ -137,43 +126,9 @@ def _add_field_rules(definitions: dict[str, Any]) -> None:
         for field in ("as", "index_as"):
             if field in properties:
                 properties[field] = {**properties[field], **reserved}
-        _replace(
-            definitions[model.__name__],
-            "parallelism",
-            _reference_or(
-                {"type": "integer", "minimum": 0},
-                rf"^all$|{REFERENCE_PATTERN}",
-                'iterations at once: a count, "all", or a ${...} reference',
-            ),
-        )
-    _replace(
-        definitions["ParallelStep"],
-        "max_parallelism",
-        _reference_or(
-            {"type": "integer", "minimum": 0},
-            rf"^all$|{REFERENCE_PATTERN}",
-            'branches at once: a count, "all" (the default), or a ${...} reference',
-        ),
-    )
-    for model in (ForEachStep, ParallelStep):
-        _replace(
-            definitions[model.__name__],
-            "tolerate",
-            _reference_or(
-                {"type": "integer", "minimum": 0},
-                PERCENT_PATTERN,
-                'failures that still end ok: a count or a percentage like "10%"',
-            ),
-        )
-    _replace(
-        definitions["RepeatStep"],
-        "max_iterations",
-        _reference_or(
-            {"type": "integer", "minimum": 1},
-            REFERENCE_PATTERN,
-            "at most this many tries: an integer >= 1 or a ${...} reference",
-        ),
-    )
+    # validate's check_loop: text in `over` is a reference, never items.
+    over = definitions["ForEachStep"]["properties"]["over"]["oneOf"]
+    over[over.index({"type": "string"})]["pattern"] = REFERENCE_PATTERN
     # WaitStep._one_of: exactly one of duration and until, null counting as absent.
     definitions["WaitStep"]["oneOf"] = [
         {"required": ["duration"], "properties": {"duration": {"not": {"type": "null"}}}},

@@ -30,6 +30,9 @@ _LITERAL_PLACES = {
     "<<": ("inside a quoted here-document", "unquote the delimiter (<<EOF) to substitute it"),
 }
 _DEFAULT_OPS = (":-", ":=", ":+", ":?")
+# A parameter expansion: a parameter, a subscript, then the end or an operator (`:-`, `#`,
+# `%`, `/`, `^`, `,`, `@`, `:` for an offset).
+_PARAMETER_EXPANSION = re.compile(_PARAM.pattern + r"(?:\[[^\]]*\])?(?:$|[-:=+?#%/^,@])")
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,12 @@ def _match_brace(s: str, start: int, end: int) -> int:
                 return i
         i += 1
     return -1
+
+
+def is_shell_parameter(content: str) -> bool:
+    """Whether `${CONTENT}` reads as a shell parameter expansion (`${HOME}`, `${1}`, `${#a[@]}`,
+    `${x%.txt}`), not as an expression (`${1 + n}`, `${(a + b) * 2}`, `${size(s)}`)."""
+    return _PARAMETER_EXPANSION.match(content) is not None
 
 
 def _shell_var_hint(content: str) -> str:

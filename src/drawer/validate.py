@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drawer.counts import is_reference
 from drawer.expr import KNOWN_FUNCTIONS, ExprError, compile_expression
 from drawer.graph import ancestors, dependencies, find_cycle, is_chain
+from drawer.inputs import InputError, check_type, env_name
 from drawer.model import (
     CEL_RESERVED,
     RESERVED_IDS,
@@ -25,7 +29,7 @@ from drawer.model import (
     child_lists,
 )
 from drawer.refs import ROOT_RE, Ref, RefError, parse_plain_path, parse_template
-from drawer.shell import ShellIssue, compile_shell, find_python_refs
+from drawer.shell import ShellIssue, compile_shell, find_python_refs, is_shell_parameter
 from drawer.source import ParsedDocument, PathKey, Position, Problem, suggest
 
 RUN_FIELDS = {"id": None, "dir": None, "name": None}
@@ -35,6 +39,12 @@ SHELL_OPERATORS = (":-", ":=", ":+", ":?", "##", "%%", "//", "^^", ",,")
 # Keys whose strings are not references (structure, or the body checked in its own scope).
 NOT_TEMPLATES = frozenset({"id", "kind", "depends_on", "name", "steps", "as", "index_as"})
 STRUCTURE = NOT_TEMPLATES | {"run", "until", "branches", "cases", "default", "drawer"}
+DASK_INSTALL = 'pip install "drawer[dask]"'
+
+
+def dask_installed() -> bool:
+    """Whether the dask extra is installed: found, not imported (that takes a second)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("dask", "distributed"))
 
 
 class Visible:
@@ -105,6 +115,20 @@ class StepInfo:
     export_via: str | None = None
 
 
+_CEL_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def _paths_read(expression: str, name: str) -> list[tuple[str, ...]]:
+    """The field paths an expression selects on `name` (`a.output.stdout` -> (output, stdout)),
+    string literals left out."""
+    code = _CEL_STRING.sub("''", expression)
+    pattern = rf"(?<![\w.]){re.escape(name)}((?:\s*\.\s*[A-Za-z_]\w*)+)"
+    return [
+        tuple(part.strip() for part in match.group(1).split(".")[1:])
+        for match in re.finditer(pattern, code)
+    ]
+
+
 def loop_names(step: AnyStep) -> dict[str, str]:
     """The names a step binds for its body, by key: `as` and `index_as`."""
     if isinstance(step, ForEachStep):
@@ -173,22 +197,33 @@ class Checker:
             names = loop_names(step)
             raw = self.node(here)
             for key, name in names.items():
-                if name in loops:
+                # Commands see every loop name as DRAWER_VAR_<NAME>: `item` and `Item` clash.
+                clash = next((loop for loop in loops if loop.upper() == name.upper()), None)
+                if clash is not None:
                     what = (
                         f'loop name "{name}"'
                         if key in raw
                         else f'the default {key} "{name}" of "{step.id}"'
                     )
+                    used = (
+                        ""
+                        if clash == name
+                        else f' (as "{clash}": both are DRAWER_VAR_{name.upper()})'
+                    )
                     self.error(
-                        f"{what} is already used by an enclosing loop",
+                        f"{what} is already used by an enclosing loop{used}",
                         self.at((*here, key)),
                         hint=f"a nested loop's names must differ from its parents': "
                         f"set {key}: to another name",
                     )
                 if name in RESERVED_IDS or name in CEL_RESERVED:
                     self.error(f'"{name}" is a reserved name', self.at((*here, key)))
-            if len(set(names.values())) < len(names):
-                self.error(f'as and index_as are both "{names["as"]}"', self.at((*here, "as")))
+            if len({name.upper() for name in names.values()}) < len(names):
+                self.error(
+                    f'as "{names["as"]}" and index_as "{names["index_as"]}" are both '
+                    f"DRAWER_VAR_{names['as'].upper()}",
+                    self.at((*here, "as")),
+                )
             inner_loops = loops | set(names.values())
             for number, nested in enumerate(child_lists(step, step.id)):
                 key = self.container_key(step, nested, number)
@@ -300,7 +335,19 @@ class Checker:
                 )
 
     def check_loop(self, step: ForEachStep, path: PathKey) -> None:
-        """What a loop's executor and sharding allow."""
+        """What a loop's `over`, executor and sharding allow."""
+        if isinstance(step.over, str) and not is_reference(step.over):
+            self.error(
+                f'"{step.id}": over is text, not a list, a ${{...}} reference or a source',
+                self.at((*path, "over")),
+                hint=self.over_hint(step.over),
+            )
+        if step.executor == "dask" and not dask_installed():
+            self.error(
+                f'"{step.id}": executor: dask needs Dask, which is not installed',
+                self.at((*path, "executor")),
+                hint=f"install the extra: {DASK_INSTALL}",
+            )
         if step.executor == "dask" and step.delay is not None:
             self.error(
                 f'"{step.id}": delay cannot be used with executor: dask',
@@ -314,6 +361,18 @@ class Checker:
                 self.at((*path, "shard")),
                 hint="only a top-level for_each can be sharded across machines",
             )
+
+    def over_hint(self, text: str) -> str:
+        """What the author of `over: TEXT` probably meant."""
+        if any(mark in text for mark in "*?["):
+            return f'to loop over files, write over: {{glob: "{text}"}}'
+        root = ROOT_RE.match(text.strip())
+        if root and "." in text and (root.group(0) in self.where or root.group(0) == "inputs"):
+            return f'a reference is written over: "${{{text.strip()}}}"'
+        return (
+            "write a list ([a, b, c]), a ${...} reference, or a source: {glob: PATTERN}, "
+            "{file: PATH} or {range: [START, STOP]}"
+        )
 
     def check_subdrawer(self, step: DrawerStep, path: PathKey) -> None:
         """The called file: found, valid, not part of a cycle, and given the inputs it takes."""
@@ -393,7 +452,10 @@ class Checker:
             if path is not None and len(path) > 1:
                 return True
             root = ROOT_RE.match(content.strip())
-            return root is not None and self.is_root(root.group(0), scope)
+            if root is not None and self.is_root(root.group(0), scope):
+                return True
+            # `${1 + inputs.n}`, `${(a + b) * 2}`: an expression that is no shell expansion
+            return not is_shell_parameter(content)
 
         compiled, issues = compile_shell(script, is_drawer_ref)
         self.add_shell_issues(issues, run_path)
@@ -472,6 +534,9 @@ class Checker:
         for name in compiled.names:
             if name not in RESERVED_IDS and name not in scope.loops:
                 self.check_step_ref(ref, name, (), at, scope, owner)
+                for fields in _paths_read(text, name) if name in self.where else ():
+                    if fields[0] not in STEP_FIELDS:
+                        self.check_step_ref(ref, name, fields, at, scope, owner)
         for step_id in compiled.step_ids:
             self.check_step_ref(ref, step_id, (), at, scope, owner)
         for name in compiled.unknown_functions:
@@ -499,10 +564,13 @@ class Checker:
         owner: str | None,
     ) -> None:
         if rest and rest[0] not in STEP_FIELDS:
+            field = suggest(rest[0], STEP_FIELDS)  # `outptu`: a typo, not an output's name
+            meant = (field, *rest[1:]) if field else ("output", *rest)
             self.error(
                 f"{ref.text}: a step has output, status and error",
                 at,
-                hint=f"write ${{{root}.output.{'.'.join(rest)}}}",
+                hint=f"{'did you mean' if field else 'write'} ${{{root}.{'.'.join(meant)}}}"
+                + ("?" if field else ""),
             )
             return
         info = self.where.get(root)
@@ -620,7 +688,20 @@ def check_drawer(
     for key in ("env", "execution", "defaults"):
         for key_path, text in strings_in(doc.data.get(key), (key,)):
             checker.check_template(text, key_path, top, None)
+    variables: dict[str, str] = {}
     for name, spec in model.inputs.items():
+        first = variables.setdefault(env_name(name), name)
+        if first != name:
+            checker.error(
+                f'inputs "{first}" and "{name}" would both be set by {env_name(name)}',
+                checker.doc.source.key(("inputs", name)) or checker.at(("inputs", name)),
+                hint="rename one: input names must differ in more than case and - or _",
+            )
+        if spec.default is not None:
+            try:
+                check_type(name, spec, spec.default)
+            except InputError as error:  # a run would refuse it before anything starts
+                checker.error(str(error), checker.at(("inputs", name, "default")))
         if spec.secret and isinstance(spec.default, str) and 0 < len(spec.default) < 4:
             checker.error(
                 f'the default of secret input "{name}" is shorter than 4 characters',

@@ -91,6 +91,7 @@ import trio
 from drawer import engine
 from drawer import events as ev
 from drawer.context import Masker, Outcome, RunContext, Scope
+from drawer.counts import PARALLELISM
 from drawer.loader import LoadedDrawer, iter_steps, load_text
 from drawer.model import DaskOptions, ForEachStep
 from drawer.records import CANCELLED, FAILED, OK, SKIPPED, ErrorInfo, IterationRecord, StepRecord
@@ -104,10 +105,10 @@ from drawer.steps.for_each import (
     _FirstFailure,
     _loop_error,
     _Matcher,
-    resolve_parallelism,
     run_iteration,
 )
 from drawer.steps.policy import FailurePolicy
+from drawer.validate import DASK_INSTALL
 
 if TYPE_CHECKING:
     from distributed import Client, Future, LocalCluster
@@ -194,7 +195,9 @@ async def execute_on_dask(
     if engine.resolve_seconds(step.delay, scope):
         message = f"{path}: delay cannot pace items spread over a Dask cluster; remove it"
         return Outcome(None, ErrorInfo("INVALID_DRAWER", message, path))
-    parallelism = 1 if ctx.serial else resolve_parallelism(step.parallelism, scope, items.total)
+    parallelism = (
+        1 if ctx.serial else PARALLELISM.at_once(step.parallelism, scope.lookup, items.total)
+    )
     loop = _DaskLoop(ctx, step, scope, path, env, output, reuse, limit, parallelism, items)
     ctx.emit(ev.LoopStarted(path, items.total, parallelism))
     ctx.partial[path] = output
@@ -236,7 +239,7 @@ class Session:
             import distributed
         except ImportError as error:
             raise SessionError(
-                f'executor: dask needs Dask ({error}); pip install "drawer[dask]"',
+                f"executor: dask needs Dask ({error}); {DASK_INSTALL}",
                 "INVALID_DRAWER",
             ) from None
         if options.address:

@@ -15,6 +15,7 @@ import trio
 from drawer import engine
 from drawer import events as ev
 from drawer.context import Outcome, RunContext, Scope
+from drawer.counts import PARALLELISM
 from drawer.model import FileSource, ForEachStep, GlobSource, RangeSource
 from drawer.records import CANCELLED, FAILED, OK, RUNNING, SKIPPED, ErrorInfo, IterationRecord
 from drawer.refs import RefError, interpolate, plain
@@ -167,17 +168,6 @@ class ShardOutput(ForEachOutput):
         return data
 
 
-def resolve_parallelism(value: Any, scope: Scope, total: int) -> int:
-    value = engine.resolve_scheduling(value, scope)
-    if value == "all":
-        return max(total, 1)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise RefError(
-            f'parallelism must be an integer >= 0 or "all", got {value!r}', code="EXPR_ERROR"
-        )
-    return max(value, 1)
-
-
 class _FirstFailure:
     """The lowest-indexed iteration that failed on its own (the loop error's cause)."""
 
@@ -238,7 +228,9 @@ async def execute(
     """Run every item under the loop's parallelism and failure policy."""
     try:
         items = open_items(ctx, step, scope)
-        workers = 1 if ctx.serial else resolve_parallelism(step.parallelism, scope, items.total)
+        workers = (
+            1 if ctx.serial else PARALLELISM.at_once(step.parallelism, scope.lookup, items.total)
+        )
         delay = engine.resolve_seconds(step.delay, scope) or 0.0
         env = step_env(step, scope)
     except NotAList as error:

@@ -15,6 +15,7 @@ import trio
 from drawer import engine
 from drawer import events as ev
 from drawer.context import Outcome, RunContext, Scope
+from drawer.counts import MAX_PARALLELISM
 from drawer.model import AnyStep, BranchGroup, ParallelStep
 from drawer.records import CANCELLED, FAILED, OK, PENDING, RUNNING, SKIPPED, ErrorInfo, StepRecord
 from drawer.refs import RefError
@@ -35,18 +36,6 @@ class ParallelOutput:
 
     def as_json(self) -> dict[str, Any]:
         return {branch_id: record.as_json() for branch_id, record in self.records.items()}
-
-
-def resolve_width(value: Any, scope: Scope, total: int) -> int:
-    """`max_parallelism`: an integer (0 and 1 are serial), `all`, or a reference to either."""
-    value = engine.resolve_scheduling(value, scope)
-    if value == "all":
-        return total
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise RefError(
-            f'max_parallelism must be an integer >= 0 or "all", got {value!r}', code="EXPR_ERROR"
-        )
-    return max(value, 1)
 
 
 async def run_branch(
@@ -101,7 +90,11 @@ async def execute(
     """Run the branches under `max_parallelism`, `delay` and the branch failure policy."""
     branches = step.branches
     try:
-        width = 1 if ctx.serial else resolve_width(step.max_parallelism, scope, len(branches))
+        width = (
+            1
+            if ctx.serial
+            else MAX_PARALLELISM.at_once(step.max_parallelism, scope.lookup, len(branches))
+        )
         delay = engine.resolve_seconds(step.delay, scope) or 0.0
         env = step_env(step, scope)
     except (RefError, ValueError) as error:

@@ -10,10 +10,10 @@ import trio
 from drawer import engine
 from drawer import events as ev
 from drawer.context import Outcome, RunContext, Scope
+from drawer.counts import MAX_ITERATIONS, PARALLELISM
 from drawer.model import RepeatStep
 from drawer.records import CANCELLED, FAILED, OK, RUNNING, ErrorInfo, IterationRecord
 from drawer.refs import RefError
-from drawer.steps.for_each import resolve_parallelism
 from drawer.steps.policy import Pacing
 from drawer.steps.run import step_env
 
@@ -52,15 +52,6 @@ class RepeatOutput:
             else {step_id: record.output for step_id, record in last.steps.items()},
             "results": [self.records[index] for index in sorted(self.records)],
         }
-
-
-def resolve_max_iterations(value: int | str, scope: Scope) -> int:
-    resolved = engine.resolve_scheduling(value, scope)
-    if isinstance(resolved, bool) or not isinstance(resolved, int) or resolved < 1:
-        raise RefError(
-            f"max_iterations must be an integer >= 1, got {resolved!r}", code="EXPR_ERROR"
-        )
-    return resolved
 
 
 async def run_iteration(
@@ -118,8 +109,8 @@ async def execute(
 ) -> Outcome:
     """Run iterations in index order, `parallelism` at a time, until the lowest one satisfies."""
     try:
-        limit = resolve_max_iterations(step.max_iterations, scope)
-        workers = 1 if ctx.serial else resolve_parallelism(step.parallelism, scope, limit)
+        limit = MAX_ITERATIONS.resolve(step.max_iterations, scope.lookup)
+        workers = 1 if ctx.serial else PARALLELISM.at_once(step.parallelism, scope.lookup, limit)
         delay = engine.resolve_seconds(step.delay, scope) or 0.0
         env = step_env(step, scope)
     except (RefError, ValueError) as error:
