@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,7 @@ import trio
 from drawer.events import Emitter
 from drawer.loader import LoadedDrawer
 from drawer.records import ErrorInfo, StepRecord
-from drawer.refs import RefError
+from drawer.refs import RefError, to_text
 
 if TYPE_CHECKING:
     from drawer.resume import Previous
@@ -200,9 +199,9 @@ class Scope:
         env: dict[str, str] = {}
         for outer in reversed(chain):
             for name, value in outer.vars.items():
-                env["DRAWER_VAR_" + name.upper()] = as_env_text(value)
+                env["DRAWER_VAR_" + name.upper()] = to_text(value)
             if outer.loop is not None:
-                env["DRAWER_ITEM"] = as_env_text(outer.loop[0])
+                env["DRAWER_ITEM"] = to_text(outer.loop[0])
                 env["DRAWER_INDEX"] = str(outer.loop[1])
         return env
 
@@ -221,10 +220,3 @@ class EnvView(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self.env)
-
-
-def as_env_text(value: Any) -> str:
-    """A value as an environment variable holds it: strings as they are, the rest as JSON."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from drawer import events as ev
-from drawer.context import Masker, Outcome, RunContext, Scope, as_env_text
+from drawer.context import Masker, Outcome, RunContext, Scope
 from drawer.counts import MAX_PROCESSES, MAX_WORKERS, PARALLEL, cpu_count, is_reference
 from drawer.graph import dependencies, is_chain
 from drawer.loader import LoadedDrawer
@@ -39,7 +39,7 @@ from drawer.records import (
     StepRecord,
     rfc3339,
 )
-from drawer.refs import RefError, interpolate, interpolate_deep, plain
+from drawer.refs import RefError, interpolate, interpolate_deep, plain, to_text
 from drawer.steps import KINDS
 
 if TYPE_CHECKING:
@@ -356,7 +356,7 @@ def resolve_env(ctx: RunContext, scope: Scope) -> None:
     as a step's `env:` gives it (`true`, JSON for a list or a mapping)."""
     for name, value in ctx.loaded.model.env.items():
         resolved = interpolate(value, scope.lookup) if isinstance(value, str) else value
-        ctx.base_env[name] = as_env_text(plain(resolved))
+        ctx.base_env[name] = to_text(resolved)
 
 
 class Interrupt:
