@@ -690,7 +690,8 @@ def _execute(
     import trio
     from rich.console import Console
 
-    from drawer.engine import Interrupt, RunOptions, execute_run
+    from drawer.context import Interrupt
+    from drawer.engine import RunOptions, execute_run
     from drawer.report import (
         DisplayStream,
         HiddenFailures,

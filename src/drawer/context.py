@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,14 @@ class Masker:
         )
 
 
+class Interrupt:
+    """Which signal (if any) cancelled the run."""
+
+    signal: int | None = None
+    reason: str | None = None
+    """Why, when it was not a signal from outside (drawer's own output was closed)."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one attempt of a step kind produced."""
@@ -94,6 +103,24 @@ class RunContext:
     """Makes the records so far durable; a loop slot awaits it before its next item."""
     shard: Shard | None = None
     """With `run --shard I/N`: the sharded loop, this shard, and the deferred steps."""
+    interrupt: Interrupt = field(default_factory=Interrupt)
+    """Set (before the run is cancelled) by a signal or drawer's own output closing."""
+    deadline: float = math.inf
+    """When `execution.timeout` ends the run, on trio's clock."""
+
+    def not_started(self, path: str, within: str) -> ErrorInfo:
+        """Why a step of a cancelled list (`within` names the list) never started: the run's
+        signal or timeout, else the enclosing step or iteration being cancelled."""
+        interrupt = self.interrupt
+        if interrupt.reason is not None:
+            why, code = interrupt.reason, "CANCELLED"
+        elif interrupt.signal is not None:
+            why, code = f"the run was cancelled by signal {interrupt.signal}", "CANCELLED"
+        elif trio.current_time() >= self.deadline:
+            why, code = "the run exceeded its timeout", "RUN_TIMEOUT"
+        else:
+            why, code = f"{within or 'the run'} was cancelled", "CANCELLED"
+        return ErrorInfo(code, f"{path} never started: {why}", path)
 
     @property
     def info(self) -> dict[str, dict[str, str]]:
