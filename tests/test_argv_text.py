@@ -151,3 +151,13 @@ def test_a_sub_drawer_text_input_given_a_number_that_reads_the_same_is_accepted(
         "    inputs: {version: 4.5}\n"
     )
     assert run_cli("d.yaml", "validate", cwd=tmp_path).returncode == 0
+
+
+def test_a_text_field_given_a_scalar_that_is_not_text_asks_for_quotes(tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text("name: 1.10\nsteps:\n  - {id: a, cwd: 010, run: x}\n")
+    completed = run_cli("d.yaml", "validate", cwd=tmp_path)
+    assert completed.returncode == 2
+    output = completed.stderr + completed.stdout
+    assert "d.yaml:1:7: error: name: Input should be a valid string" in output
+    assert "hint: quote it to mean the text: '1.10'" in output
+    assert "hint: quote it to mean the text: '010'" in output

@@ -180,10 +180,12 @@ def _pydantic_problems(error: ValidationError, doc: ParsedDocument) -> list[Prob
         # Our own messages already name the field; a step-level check has no field at all.
         elif not message.startswith(where) and path and isinstance(path[-1], str):
             message = f"{where}: {message}"
+        written = doc.source.text(path) if kind == "string_type" else None
         problems.append(
             Problem(
                 f"{message}{label}",
                 doc.source.value(path) or doc.source.nearest(path),
+                hint=f"quote it to mean the text: '{written}'" if written is not None else None,
             )
         )
     return problems
