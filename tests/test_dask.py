@@ -21,7 +21,8 @@ import trio
 from distributed import Client, LocalCluster
 
 from drawer import events as ev
-from drawer.engine import Interrupt, RunOptions, execute_run
+from drawer.context import Interrupt
+from drawer.engine import RunOptions, execute_run
 from drawer.events import EventLog
 from drawer.inputs import resolve_inputs
 from drawer.loader import InvalidDrawer, LoadedDrawer

@@ -634,7 +634,8 @@ def _resume_source(file: str, resume: str, option: Path | None, no_store: bool) 
 
 def _resumed_inputs(loaded: Any, facts: Any, given: list[str]) -> list[str]:
     """The resumed run's inputs as -i assignments; only secret inputs may be given again."""
-    from drawer.context import MASK, as_env_text
+    from drawer.context import MASK
+    from drawer.refs import to_text
 
     specs = loaded.model.inputs
     for assignment in given:
@@ -645,7 +646,7 @@ def _resumed_inputs(loaded: Any, facts: Any, given: list[str]) -> list[str]:
                 " inputs are given again (start a new run to change the others)"
             )
     reused = [
-        f"{name}={as_env_text(value)}"
+        f"{name}={to_text(value)}"
         for name, value in facts.inputs.items()
         if name in specs and not specs[name].secret and value is not None and value != MASK
     ]
@@ -689,7 +690,8 @@ def _execute(
     import trio
     from rich.console import Console
 
-    from drawer.engine import Interrupt, RunOptions, execute_run
+    from drawer.context import Interrupt
+    from drawer.engine import RunOptions, execute_run
     from drawer.report import (
         DisplayStream,
         HiddenFailures,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +13,7 @@ import trio
 from drawer.events import Emitter
 from drawer.loader import LoadedDrawer
 from drawer.records import ErrorInfo, StepRecord
-from drawer.refs import RefError
+from drawer.refs import RefError, to_text
 
 if TYPE_CHECKING:
     from drawer.resume import Previous
@@ -60,6 +60,14 @@ class Masker:
         )
 
 
+class Interrupt:
+    """Which signal (if any) cancelled the run."""
+
+    signal: int | None = None
+    reason: str | None = None
+    """Why, when it was not a signal from outside (drawer's own output was closed)."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one attempt of a step kind produced."""
@@ -95,6 +103,24 @@ class RunContext:
     """Makes the records so far durable; a loop slot awaits it before its next item."""
     shard: Shard | None = None
     """With `run --shard I/N`: the sharded loop, this shard, and the deferred steps."""
+    interrupt: Interrupt = field(default_factory=Interrupt)
+    """Set (before the run is cancelled) by a signal or drawer's own output closing."""
+    deadline: float = math.inf
+    """When `execution.timeout` ends the run, on trio's clock."""
+
+    def not_started(self, path: str, within: str) -> ErrorInfo:
+        """Why a step of a cancelled list (`within` names the list) never started: the run's
+        signal or timeout, else the enclosing step or iteration being cancelled."""
+        interrupt = self.interrupt
+        if interrupt.reason is not None:
+            why, code = interrupt.reason, "CANCELLED"
+        elif interrupt.signal is not None:
+            why, code = f"the run was cancelled by signal {interrupt.signal}", "CANCELLED"
+        elif trio.current_time() >= self.deadline:
+            why, code = "the run exceeded its timeout", "RUN_TIMEOUT"
+        else:
+            why, code = f"{within or 'the run'} was cancelled", "CANCELLED"
+        return ErrorInfo(code, f"{path} never started: {why}", path)
 
     @property
     def info(self) -> dict[str, dict[str, str]]:
@@ -200,9 +226,9 @@ class Scope:
         env: dict[str, str] = {}
         for outer in reversed(chain):
             for name, value in outer.vars.items():
-                env["DRAWER_VAR_" + name.upper()] = as_env_text(value)
+                env["DRAWER_VAR_" + name.upper()] = to_text(value)
             if outer.loop is not None:
-                env["DRAWER_ITEM"] = as_env_text(outer.loop[0])
+                env["DRAWER_ITEM"] = to_text(outer.loop[0])
                 env["DRAWER_INDEX"] = str(outer.loop[1])
         return env
 
@@ -221,10 +247,3 @@ class EnvView(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self.env)
-
-
-def as_env_text(value: Any) -> str:
-    """A value as an environment variable holds it: strings as they are, the rest as JSON."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from drawer import events as ev
-from drawer.context import Masker, Outcome, RunContext, Scope, as_env_text
+from drawer.context import Interrupt, Masker, Outcome, RunContext, Scope
 from drawer.counts import MAX_PROCESSES, MAX_WORKERS, PARALLEL, cpu_count, is_reference
 from drawer.graph import dependencies, is_chain
 from drawer.loader import LoadedDrawer
@@ -33,13 +33,14 @@ from drawer.records import (
     CANCELLED,
     FAILED,
     OK,
+    PENDING,
     RUNNING,
     SKIPPED,
     ErrorInfo,
     StepRecord,
     rfc3339,
 )
-from drawer.refs import RefError, interpolate, interpolate_deep, plain
+from drawer.refs import RefError, interpolate, interpolate_deep, plain, to_text
 from drawer.steps import KINDS
 
 if TYPE_CHECKING:
@@ -53,38 +54,55 @@ class ListResult:
 
     failed: bool
     error: ErrorInfo | None = None
+    failed_step: str = ""
+    """The path of the step whose failure stopped the list."""
 
 
 def join_path(prefix: str, step_id: str) -> str:
     return f"{prefix}.{step_id}" if prefix else step_id
 
 
-def _skip(record: StepRecord, path: str, why: str) -> None:
-    record.finish(SKIPPED, error=ErrorInfo("DEPENDENCY_FAILED", why, path))
-
-
 async def run_list(
     ctx: RunContext, steps: Sequence[AnyStep], scope: Scope, prefix: str
 ) -> ListResult:
-    """Run one step list: a chain in file order, or a DAG bounded by max_workers."""
+    """Run one step list: a chain in file order, or a DAG bounded by max_workers. Every
+    step ends with a final status: one that never started is `skipped`, with
+    DEPENDENCY_FAILED after a failure, or why the list was cancelled."""
     for step in steps:
         scope.records[step.id] = StepRecord()
-    if is_chain(steps):
-        for index, step in enumerate(steps):
-            path = join_path(prefix, step.id)
+    result: ListResult | None = None
+    try:
+        if is_chain(steps):
+            result = await _run_chain(ctx, steps, scope, prefix)
+        else:
+            result = await _run_dag(ctx, steps, scope, prefix)
+        return result
+    finally:
+        for step in steps:
             record = scope.records[step.id]
-            after = (join_path(prefix, steps[index - 1].id),) if index else ()
-            await run_step(ctx, step, scope, path, record, after)
-            if record.status == FAILED and step.on_failure == "stop":
-                for later in steps[index + 1 :]:
-                    _skip(
-                        scope.records[later.id],
-                        join_path(prefix, later.id),
-                        f"not run: {path} failed",
-                    )
-                return ListResult(True, record.error)
-        return ListResult(False)
-    return await _run_dag(ctx, steps, scope, prefix)
+            if record.status != PENDING:
+                continue
+            path = join_path(prefix, step.id)
+            if result is not None and result.failed:
+                why = f"not run: {result.failed_step} failed"
+                error = ErrorInfo("DEPENDENCY_FAILED", why, path)
+            else:
+                error = ctx.not_started(path, prefix)
+            record.finish(SKIPPED, error=error)
+            ctx.emit(ev.StepFinished(path, step.kind, record, trio.current_time()))
+
+
+async def _run_chain(
+    ctx: RunContext, steps: Sequence[AnyStep], scope: Scope, prefix: str
+) -> ListResult:
+    for index, step in enumerate(steps):
+        path = join_path(prefix, step.id)
+        record = scope.records[step.id]
+        after = (join_path(prefix, steps[index - 1].id),) if index else ()
+        await run_step(ctx, step, scope, path, record, after)
+        if record.status == FAILED and step.on_failure == "stop":
+            return ListResult(True, record.error, path)
+    return ListResult(False)
 
 
 async def _run_dag(
@@ -96,6 +114,7 @@ async def _run_dag(
     finished: set[str] = set()
     running = 0
     failure: ErrorInfo | None = None
+    failed_step = ""
     send, receive = trio.open_memory_channel[str](math.inf)
 
     async def run_one(step: AnyStep) -> None:
@@ -106,14 +125,8 @@ async def _run_dag(
     async with trio.open_nursery() as nursery:
         while pending or running:
             for step in list(pending):
-                if failure is not None:
-                    _skip(
-                        scope.records[step.id],
-                        join_path(prefix, step.id),
-                        f"not run: {failure.step_path} failed",
-                    )
-                    pending.remove(step)
-                    continue
+                if failed_step:
+                    break  # run_list skips what is left
                 if running >= limit or not all(dep in finished for dep in deps[step.id]):
                     continue
                 pending.remove(step)
@@ -126,9 +139,9 @@ async def _run_dag(
             finished.add(done_id)
             done_step = next(step for step in steps if step.id == done_id)
             record = scope.records[done_id]
-            if record.status == FAILED and done_step.on_failure == "stop" and failure is None:
-                failure = record.error
-    return ListResult(failure is not None, failure)
+            if record.status == FAILED and done_step.on_failure == "stop" and not failed_step:
+                failure, failed_step = record.error, join_path(prefix, done_id)
+    return ListResult(bool(failed_step), failure, failed_step)
 
 
 def retry_policy(ctx: RunContext, step: AnyStep) -> RetryPolicy:
@@ -356,15 +369,7 @@ def resolve_env(ctx: RunContext, scope: Scope) -> None:
     as a step's `env:` gives it (`true`, JSON for a list or a mapping)."""
     for name, value in ctx.loaded.model.env.items():
         resolved = interpolate(value, scope.lookup) if isinstance(value, str) else value
-        ctx.base_env[name] = as_env_text(plain(resolved))
-
-
-class Interrupt:
-    """Which signal (if any) cancelled the run."""
-
-    signal: int | None = None
-    reason: str | None = None
-    """Why, when it was not a signal from outside (drawer's own output was closed)."""
+        ctx.base_env[name] = to_text(resolved)
 
 
 async def execute_run(
@@ -395,6 +400,7 @@ async def execute_run(
             previous=options.previous,
             commit=options.commit,
             shard=options.shard,
+            interrupt=interrupt or Interrupt(),
         )
         scope = Scope(ctx)
         emit(ev.RunStarted(run_id, loaded.name, str(loaded.path)))
@@ -408,7 +414,7 @@ async def execute_run(
             error = ErrorInfo(getattr(problem, "code", "EXPR_ERROR"), str(problem), None)
         if error is None:
             status, error = await _run_top(
-                ctx, scope, run_timeout, cancel_scope or trio.CancelScope(), interrupt
+                ctx, scope, run_timeout, cancel_scope or trio.CancelScope()
             )
         outputs = resolve_outputs(ctx, scope)
     ended = time.time()
@@ -443,18 +449,18 @@ async def _run_top(
     scope: Scope,
     run_timeout: float | None,
     cancel_scope: trio.CancelScope,
-    interrupt: Interrupt | None,
 ) -> tuple[str, ErrorInfo | None]:
     steps: Sequence[AnyStep] = ctx.loaded.model.steps
     result = ListResult(False)
+    interrupt = ctx.interrupt
     with cancel_scope:
         if run_timeout is not None:
-            cancel_scope.deadline = trio.current_time() + run_timeout
+            ctx.deadline = cancel_scope.deadline = trio.current_time() + run_timeout
         result = await run_list(ctx, steps, scope, "")
     if cancel_scope.cancelled_caught:
-        if interrupt is not None and interrupt.reason is not None:
+        if interrupt.reason is not None:
             return CANCELLED, ErrorInfo("CANCELLED", interrupt.reason)
-        if interrupt is not None and interrupt.signal is not None:
+        if interrupt.signal is not None:
             return CANCELLED, ErrorInfo("CANCELLED", f"cancelled by signal {interrupt.signal}")
         return FAILED, ErrorInfo("RUN_TIMEOUT", f"the run exceeded its timeout of {run_timeout}s")
     if result.failed:

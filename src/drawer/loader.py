@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -180,10 +180,12 @@ def _pydantic_problems(error: ValidationError, doc: ParsedDocument) -> list[Prob
         # Our own messages already name the field; a step-level check has no field at all.
         elif not message.startswith(where) and path and isinstance(path[-1], str):
             message = f"{where}: {message}"
+        written = doc.source.text(path) if kind == "string_type" else None
         problems.append(
             Problem(
                 f"{message}{label}",
                 doc.source.value(path) or doc.source.nearest(path),
+                hint=f"quote it to mean the text: '{written}'" if written is not None else None,
             )
         )
     return problems
@@ -226,6 +228,83 @@ def _kind_problems(doc: ParsedDocument) -> list[Problem]:
     return problems
 
 
+class _AsWritten:
+    """The fields whose value is text, holding the text as written in the file.
+
+    YAML (and JSON) read an unquoted `true`, `1e3`, `0x10`, `010` or `~` as a boolean, a number
+    or null; in an argv list, an env value or a string input's default that would pass
+    `1000.0` for `1e3` or `1` for `true`. There, a scalar is taken as the text it is written
+    as. Everywhere else (`value:`, `over:`, `outputs:`, counts) it stays data."""
+
+    def __init__(self, doc: ParsedDocument) -> None:
+        self.source = doc.source
+
+    def text(self, value: Any, path: PathKey, keep_null: bool) -> Any:
+        """`value` as written, when it is a scalar YAML/JSON read as something else."""
+        if isinstance(value, str | list | dict) or (value is None and keep_null):
+            return value
+        written = self.source.text(path)
+        return value if written is None else written
+
+    def drawer(self, data: dict[str, Any]) -> dict[str, Any]:
+        data = dict(data)
+        self.env(data, ())
+        inputs = data.get("inputs")
+        if isinstance(inputs, dict):
+            data["inputs"] = {
+                name: self.input_spec(spec, ("inputs", name)) for name, spec in inputs.items()
+            }
+        if "steps" in data:
+            data["steps"] = self.steps(data["steps"], ("steps",))
+        return data
+
+    def env(self, owner: dict[str, Any], path: PathKey) -> None:
+        env = owner.get("env")
+        if isinstance(env, dict):  # a null value stays an error: an env value is text
+            where = (*path, "env")
+            owner["env"] = {k: self.text(v, (*where, k), True) for k, v in env.items()}
+
+    def input_spec(self, spec: Any, path: PathKey) -> Any:
+        if not isinstance(spec, dict) or spec.get("type", "string") != "string":
+            return spec
+        spec = dict(spec)
+        if "default" in spec:  # a null default stays null: no default
+            spec["default"] = self.text(spec["default"], (*path, "default"), True)
+        if isinstance(spec.get("enum"), list):
+            spec["enum"] = [
+                self.text(option, (*path, "enum", index), True)
+                for index, option in enumerate(spec["enum"])
+            ]
+        return spec
+
+    def steps(self, steps: Any, path: PathKey) -> Any:
+        if not isinstance(steps, list):
+            return steps
+        return [self.step(step, (*path, index)) for index, step in enumerate(steps)]
+
+    def step(self, step: Any, path: PathKey) -> Any:
+        """A step, or a parallel branch group (`{id, steps}`)."""
+        if not isinstance(step, dict):
+            return step
+        step = dict(step)
+        run = step.get("run")
+        if isinstance(run, list):  # every argument is text, `null` included
+            step["run"] = [self.text(arg, (*path, "run", i), False) for i, arg in enumerate(run)]
+        self.env(step, path)
+        for key in ("steps", "branches", "default"):
+            if key in step:
+                step[key] = self.steps(step[key], (*path, key))
+        cases = step.get("cases")
+        if isinstance(cases, list):
+            step["cases"] = [
+                {**case, "steps": self.steps(case["steps"], (*path, "cases", index, "steps"))}
+                if isinstance(case, dict) and "steps" in case
+                else case
+                for index, case in enumerate(cases)
+            ]
+        return step
+
+
 def _line_of(problem: Problem) -> tuple[int, int]:
     position = problem.position
     return (position.line, position.col) if position else (0, 0)
@@ -248,6 +327,7 @@ def load_text(text: str, path: Path, chain: tuple[Path, ...] = ()) -> LoadedDraw
             doc.text,
             path,
         )
+    doc = replace(doc, data=_AsWritten(doc).drawer(doc.data))
     kind_problems = _kind_problems(doc)
     try:
         model = Drawer.model_validate(doc.data)

@@ -150,9 +150,13 @@ def has_refs(text: str) -> bool:
 
 
 def to_text(value: Any) -> str:
-    """How a value reads inside a longer string: strings as they are, the rest as compact JSON."""
+    """How a value reads as text (inside a longer string, or passed to a command: an argument,
+    an environment variable, stdin): strings as they are, null as empty text (an unset
+    optional input is empty, as an unset shell variable is), the rest as compact JSON."""
     if isinstance(value, str):
         return value
+    if value is None:
+        return ""
     return json.dumps(plain(value), separators=(",", ":"), ensure_ascii=False)
 
 

@@ -150,6 +150,13 @@ class SourceMap:
         entry = parent.keys.get(path[-1]) if parent else None
         return entry[0] if entry else None
 
+    def text(self, path: PathKey) -> str | None:
+        """The scalar at `path` as written in the file: a plain YAML scalar's source text
+        (`true`, `1e3`, `0x10`, `~`), a JSON number or literal's, a quoted string's value;
+        None for a list, a mapping or a path not in the file."""
+        loc = self._find(path)
+        return loc.scalar.value if loc is not None and loc.scalar is not None else None
+
     def value(self, path: PathKey) -> Position | None:
         """Position of the value at `path`; for an alias, where the alias is used."""
         loc = self._find(path)
@@ -546,8 +553,9 @@ def _scan_json(lines: _Lines) -> _Loc:
         start = lines.position(index)
         if text[index] not in "{[":
             decoded, end = decoder.raw_decode(text, index)
-            scalar = _Scalar(decoded, '"', index, end) if isinstance(decoded, str) else None
-            return _Loc(start, scalar=scalar), end
+            if isinstance(decoded, str):
+                return _Loc(start, scalar=_Scalar(decoded, '"', index, end)), end
+            return _Loc(start, scalar=_Scalar(text[index:end], None, index, end)), end
         closing = "}" if text[index] == "{" else "]"
         keys: dict[str, tuple[Position, _Loc]] = {}
         items: list[_Loc] = []

@@ -28,7 +28,7 @@ from drawer.model import (
     WaitStep,
     child_lists,
 )
-from drawer.refs import ROOT_RE, Ref, RefError, parse_plain_path, parse_template
+from drawer.refs import ROOT_RE, Ref, RefError, parse_plain_path, parse_template, to_text
 from drawer.shell import ShellIssue, compile_shell, find_python_refs, is_shell_parameter
 from drawer.source import ParsedDocument, PathKey, Position, Problem, suggest
 
@@ -417,6 +417,10 @@ class Checker:
                     self.doc.source.key((*path, "inputs", name)) or at,
                     hint=f'did you mean "{guess}"?' if guess else None,
                 )
+        for name, value in step.inputs.items():
+            spec = child.model.inputs.get(name)
+            if spec is not None and spec.type == "string":
+                self.check_text_as_written(value, (*path, "inputs", name), f'input "{name}"')
         for name, spec in child.model.inputs.items():
             if spec.required and spec.default is None and name not in step.inputs:
                 self.error(
@@ -424,6 +428,18 @@ class Checker:
                     at,
                     hint=f'add it under inputs: of step "{step.id}"',
                 )
+
+    def check_text_as_written(self, value: Any, path: PathKey, what: str) -> None:
+        """A text value given as an unquoted scalar that YAML reads as another text (`1.10` as
+        1.1, `0x10` as 16, `True` as true) is refused: the file cannot mean the number."""
+        written = self.doc.source.text(path)
+        if not isinstance(value, int | float) or written is None or written == to_text(value):
+            return
+        self.error(
+            f"{what} is text, but {written} reads as {to_text(value)}",
+            self.at(path),
+            hint=f"quote it to pass the text as written: '{written}'",
+        )
 
     def check_shell(self, step: RunStep, path: PathKey, scope: Scope) -> None:
         assert isinstance(step.run, str)

@@ -18,7 +18,7 @@ from drawer.context import Outcome, RunContext, Scope
 from drawer.counts import PARALLELISM
 from drawer.model import FileSource, ForEachStep, GlobSource, RangeSource
 from drawer.records import CANCELLED, FAILED, OK, RUNNING, SKIPPED, ErrorInfo, IterationRecord
-from drawer.refs import RefError, interpolate, plain
+from drawer.refs import RefError, interpolate, interpolate_deep, plain
 from drawer.steps.policy import FailurePolicy, Pacing, tolerance
 from drawer.steps.run import step_env
 
@@ -101,7 +101,8 @@ def open_items(ctx: RunContext, step: ForEachStep, scope: Scope) -> Items:
             kind = "null" if value is None else type(plain(value)).__name__
             raise NotAList(f"over {over} gave a {kind}, not a list")
         return Items(len(value), value)
-    return Items(len(over), over)
+    values = interpolate_deep(over, scope.lookup)  # like a `value:` list
+    return Items(len(values), values)
 
 
 @dataclass(frozen=True)
@@ -285,7 +286,8 @@ async def execute(
             iteration = IterationRecord(index, item)
             turn = False
             try:
-                await trio.lowlevel.checkpoint()
+                # No checkpoint between taking an item and asking for its turn: items start
+                # in input order (a worker yields after each iteration instead, below).
                 await pacing.wait_turn()
                 turn = True
             finally:
@@ -308,6 +310,7 @@ async def execute(
                 policy.failures_now(output.counts[FAILED])
             if policy.stopping:
                 return
+            await trio.lowlevel.checkpoint()  # a body that never waits still lets others run
 
     ctx.partial[path] = output
     try:

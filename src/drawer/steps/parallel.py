@@ -137,7 +137,7 @@ async def execute(
                 for _ in range(min(width, len(branches))):
                     nursery.start_soon(worker)
     finally:
-        _close_unstarted(output, path, stopped_by)
+        _close_unstarted(ctx, output, path, stopped_by)
         for branch in branches:
             if not isinstance(branch, BranchGroup):
                 scope.exported[branch.id] = output.records[branch.id]
@@ -147,14 +147,18 @@ async def execute(
     return Outcome(output)
 
 
-def _close_unstarted(output: ParallelOutput, path: str, stopped_by: ErrorInfo | None) -> None:
-    """Branches the policy (or a cancellation) never let start are skipped."""
+def _close_unstarted(
+    ctx: RunContext, output: ParallelOutput, path: str, stopped_by: ErrorInfo | None
+) -> None:
+    """Branches the policy (or a cancellation) never let start are skipped, saying why."""
     for branch_id, record in output.records.items():
         if record.status == PENDING:
-            why = None
+            branch_path = f"{path}.{branch_id}"
             if stopped_by is not None:
                 message = f"not started: {stopped_by.step_path} failed"
-                why = ErrorInfo("DEPENDENCY_FAILED", message, f"{path}.{branch_id}")
+                why = ErrorInfo("DEPENDENCY_FAILED", message, branch_path)
+            else:
+                why = ctx.not_started(branch_path, path)
             record.finish(SKIPPED, error=why)
 
 

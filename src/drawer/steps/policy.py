@@ -15,18 +15,22 @@ def tolerance(value: int | str, total: int) -> int:
 
 
 class Pacing:
-    """Starts spaced by at least `delay` seconds (rate limiting), booked in call order."""
+    """Starts spaced by at least `delay` seconds (rate limiting), in the order the turns were
+    asked for: a caller that starts as soon as `wait_turn` returns (no checkpoint between)
+    starts before every later turn. Sleeping until booked times alone is not enough: sleepers
+    whose times pass in the same scheduler tick wake in any order."""
 
     def __init__(self, delay: float) -> None:
         self.delay = delay
         self.next_start = -math.inf
+        self.turns = trio.Lock()  # fair: handed over in the order it was asked for
 
     async def wait_turn(self) -> None:
         if self.delay <= 0:
             return
-        start = max(trio.current_time(), self.next_start)
-        self.next_start = start + self.delay
-        await trio.sleep_until(start)
+        async with self.turns:
+            await trio.sleep_until(self.next_start)
+            self.next_start = trio.current_time() + self.delay
 
 
 class FailurePolicy:

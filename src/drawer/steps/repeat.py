@@ -67,7 +67,10 @@ async def run_iteration(
     A failed pass is not evaluated (its outputs may be missing); an `until` that cannot be
     evaluated fails the iteration, so the policy for failed iterations decides what follows.
     """
-    child = scope.child({step.index_as: iteration.index}, env)
+    # A repeat is a loop: its iteration's item is its index (as in its results), so
+    # DRAWER_INDEX and DRAWER_ITEM name this innermost loop, not an enclosing one.
+    loop = (iteration.index, iteration.index)
+    child = scope.child({step.index_as: iteration.index}, env, loop=loop)
     here = f"{path}#{iteration.index}"
     iteration.steps = child.records
     iteration.status = RUNNING

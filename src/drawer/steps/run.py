@@ -15,7 +15,7 @@ from typing import Any
 import trio
 
 from drawer import events as ev
-from drawer.context import Outcome, RunContext, Scope, as_env_text
+from drawer.context import Outcome, RunContext, Scope
 from drawer.model import RunStep
 from drawer.procs import CommandResult, CommandSpec, run_command
 from drawer.records import CommandOutput, ErrorInfo
@@ -62,9 +62,7 @@ def step_env(step: Any, scope: Scope) -> dict[str, str]:
         return scope.env
     env = dict(scope.env)
     for name, value in step.env.items():
-        env[name] = as_env_text(
-            interpolate(value, scope.lookup) if isinstance(value, str) else value
-        )
+        env[name] = to_text(interpolate(value, scope.lookup) if isinstance(value, str) else value)
     return env
 
 
