@@ -187,3 +187,43 @@ def test_sigint_leaves_every_step_final_in_document_store_and_summary(tmp_path: 
     assert json.loads(rows["after"][1] or "{}")["code"] == "CANCELLED"
     assert re.search(r"after\s*[│|]\s*skipped\s*[│|]", stdout), stdout  # the summary's row
     assert "pending" not in stdout
+
+
+def test_iterations_that_never_start_are_skipped_saying_why(run_text: RunText) -> None:
+    stopped = run_text(
+        """
+        steps:
+          - id: fan
+            kind: for_each
+            over: [1, 0, 0]
+            on_item_failure: stop
+            steps:
+              - {id: check, run: "exit ${item}"}
+        """
+    )
+    results = stopped.steps["fan"]["output"]["results"]
+    assert [r["status"] for r in results] == ["failed", "skipped", "skipped"]
+    assert [r["error"] for r in results[1:]] == [
+        {
+            "code": "CANCELLED",
+            "message": f"fan[{index}] never started: fan stopped after an item failed",
+            "step_path": f"fan[{index}]",
+            "cause": None,
+        }
+        for index in (1, 2)
+    ]
+    timed_out = run_text(
+        """
+        execution: {timeout: 10s}
+        steps:
+          - id: fan
+            kind: for_each
+            over: [0, 1, 2]
+            steps:
+              - {id: hold, kind: wait, duration: 1h}
+        """,
+        clock=trio.testing.MockClock(autojump_threshold=0),
+    )
+    results = timed_out.steps["fan"]["output"]["results"]
+    assert [r["status"] for r in results] == ["cancelled", "skipped", "skipped"]
+    assert [r["error"]["code"] for r in results[1:]] == ["RUN_TIMEOUT", "RUN_TIMEOUT"]

@@ -94,7 +94,7 @@ from drawer.context import Masker, Outcome, RunContext, Scope
 from drawer.counts import PARALLELISM
 from drawer.loader import LoadedDrawer, iter_steps, load_text
 from drawer.model import DaskOptions, ForEachStep
-from drawer.records import CANCELLED, FAILED, OK, SKIPPED, ErrorInfo, IterationRecord, StepRecord
+from drawer.records import CANCELLED, FAILED, OK, ErrorInfo, IterationRecord, StepRecord
 from drawer.refs import plain
 from drawer.steps import for_each
 from drawer.steps.for_each import (
@@ -106,6 +106,7 @@ from drawer.steps.for_each import (
     _loop_error,
     _Matcher,
     run_iteration,
+    unstarted,
 )
 from drawer.steps.policy import FailurePolicy
 from drawer.validate import DASK_INSTALL
@@ -208,7 +209,7 @@ async def execute_on_dask(
         return Outcome(None, ErrorInfo(error.code, f"{path}: {error}", path))
     finally:
         for index, item in loop.source:
-            output.record(_closed(IterationRecord(index, item), SKIPPED))
+            output.record(unstarted(ctx, path, IterationRecord(index, item), loop.stopping))
     del ctx.partial[path]
     loop.matcher.finish()
     if output.counts[FAILED] > limit:
@@ -390,7 +391,8 @@ class _DaskLoop:
                     await self.send_all(session)
         finally:
             for index, item in self.unsent:  # taken from the source, never submitted
-                self.output.record(_closed(IterationRecord(index, item), SKIPPED))
+                iteration = IterationRecord(index, item)
+                self.output.record(unstarted(self.ctx, self.path, iteration, self.stopping))
 
     async def send_all(self, session: Session) -> None:
         job = await trio.to_thread.run_sync(session.scatter, self.job())
@@ -547,7 +549,8 @@ class _DaskLoop:
                     self.first_failure.add(iteration)
         for index, item in chunk:
             if index not in ended:  # never started: the loop was stopping
-                self.output.record(_closed(IterationRecord(index, item), SKIPPED))
+                iteration = IterationRecord(index, item)
+                self.output.record(unstarted(self.ctx, self.path, iteration, self.stopping))
 
     def chunk_failed(self, chunk: Chunk, error: BaseException) -> None:
         """A lost worker or a failed task: every item of the chunk failed, so that a retry

@@ -292,9 +292,9 @@ async def execute(
                 turn = True
             finally:
                 if not turn:  # cancelled while waiting for its turn: it never started
-                    output.record(_closed(iteration, SKIPPED))
+                    output.record(unstarted(ctx, path, iteration))
             if policy.stopping:
-                output.record(_closed(iteration, SKIPPED))
+                output.record(unstarted(ctx, path, iteration, stopped=True))
                 return
             try:
                 await run_iteration(ctx, step, scope, path, iteration, env)
@@ -319,8 +319,9 @@ async def execute(
                 for _ in range(min(workers, max(count, 1))):
                     nursery.start_soon(worker)
     finally:
+        stopped = policy.stopping
         for index, item in source:
-            output.record(_closed(IterationRecord(index, item), SKIPPED))
+            output.record(unstarted(ctx, path, IterationRecord(index, item), stopped))
     del ctx.partial[path]
     matcher.finish()
     if output.counts[FAILED] > limit:
@@ -387,6 +388,21 @@ class _Matcher:
 def _closed(iteration: IterationRecord, status: str) -> IterationRecord:
     iteration.status = status
     return iteration
+
+
+def unstarted(
+    ctx: RunContext, path: str, iteration: IterationRecord, stopped: bool = False
+) -> IterationRecord:
+    """An iteration that never started: skipped, saying why (its loop's `stop` policy, or
+    the cancellation that reached the loop), as a step left unstarted says why."""
+    here = f"{path}[{iteration.index}]"
+    if stopped:
+        iteration.error = ErrorInfo(
+            "CANCELLED", f"{here} never started: {path} stopped after an item failed", here
+        )
+    else:
+        iteration.error = ctx.not_started(here, path)
+    return _closed(iteration, SKIPPED)
 
 
 def _loop_error(
