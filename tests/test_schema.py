@@ -303,6 +303,7 @@ EDGE_CASES: list[tuple[str, dict[str, Any]]] = [
     ("secret default empty", edited((("inputs", "token", "default"), ""))),
     ("short default not secret", edited((("inputs", "s"), {"default": "ab"}))),
     ("minimal", {"steps": [{"id": "only", "run": "true"}]}),
+    ("argv of unquoted scalars", {"steps": [{"id": "a", "run": ["x", True, 1e3, 16, None]}]}),
 ]
 
 

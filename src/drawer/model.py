@@ -173,7 +173,9 @@ class StepBase(Model):
 
 class RunStep(StepBase):
     kind: Literal["run"] = "run"
-    run: str | tuple[str | int | float, ...]
+    run: str | tuple[str | int | float | bool | None, ...]
+    """A shell string, or argv: the loader has made every element the text as written
+    (`true`, `1e3`, `~` unquoted), so the schema takes any scalar there, as the loader does."""
     shell: Literal["bash", "sh", "python"] | None = None
     cwd: str | None = None
     stdin: str | None = None
