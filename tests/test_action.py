@@ -29,6 +29,8 @@ from drawer.action import (
     parse_edits,
     parse_inputs,
     read_action_inputs,
+    read_results,
+    write_step_outputs,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -311,6 +313,18 @@ def test_malformed_inputs_name_the_line_not_the_value(text: str, message: str) -
         parse_inputs(text)
     assert raised.value.problems[0].startswith(message)
     assert SECRET not in str(raised.value)
+
+
+def test_outputs_that_are_not_utf8_become_escapes_in_github_output(tmp_path: Path) -> None:
+    """A drawer output holding a byte that is not UTF-8 (a file name, say) is written to
+    $GITHUB_OUTPUT as a JSON escape, not a crash after the run (issue 11 item 16)."""
+    document = tmp_path / "run.json"
+    document.write_text('{"status": "ok", "run_id": "r1", "outputs": {"f": "caf\\udce9"}}')
+    output = tmp_path / "github_output"
+    write_step_outputs({"GITHUB_OUTPUT": str(output)}, read_results(document, {}))
+    values = parse_github_output(output.read_bytes().decode("utf-8"))
+    assert values["outputs"] == '{"f":"caf\\udce9"}'
+    assert json.loads(values["outputs"]) == {"f": "caf\udce9"}
 
 
 def test_set_lines_become_run_edits() -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 
 from drawer.inputs import env_name
+from drawer.records import json_text
 
 EXIT_USAGE = 2
 ACTION_INPUTS = ("drawer", "inputs", "set", "args", "summary")
@@ -280,7 +281,7 @@ def read_results(document: Path, environ: Mapping[str, str]) -> StepOutputs:
         run = json.loads(document.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return NOT_RUN
-    outputs = json.dumps(run.get("outputs", {}), ensure_ascii=False, separators=(",", ":"))
+    outputs = json_text(run.get("outputs", {}))
     return StepOutputs(
         str(run["status"]), str(run["run_id"]), shown_path(document, environ), outputs
     )
@@ -303,7 +304,7 @@ def write_step_outputs(environ: Mapping[str, str], outputs: StepOutputs) -> None
     path = environ.get("GITHUB_OUTPUT")
     if not path:
         return
-    with open(path, "a", encoding="utf-8", newline="") as stream:
+    with open(path, "a", encoding="utf-8", errors="backslashreplace", newline="") as stream:
         for name, value in outputs.as_dict().items():
             delimiter = f"ghadelimiter_{uuid.uuid4()}"
             while delimiter in value:

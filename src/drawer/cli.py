@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import io
 import json
 import os
 import signal
@@ -409,9 +410,11 @@ def _input_problems(loaded: Any, errors: list[Any]) -> NoReturn:
 
 def _document_text(document: dict[str, Any], *, pretty: bool) -> str:
     """Indented for a person at a terminal; compact (C encoder, a tenth of the memory) else."""
+    from drawer.records import json_text
+
     if pretty:
-        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    return json.dumps(document, ensure_ascii=False) + "\n"
+        return json_text(document, indent=2, separators=None) + "\n"
+    return json_text(document, separators=None) + "\n"
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -946,9 +949,18 @@ def _reserve_standard_fds() -> None:
             os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
 
 
+def _show_undecodable_text() -> None:
+    """Write a lone surrogate (an undecodable byte of a file name, `-i` value or environment
+    variable that a message or summary shows) as `\\udce9`, as Python's stderr does, instead
+    of failing the write: the display is never lost to a value it shows."""
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str]) -> None:
     """`drawer FILE VERB ...` or `drawer COMMAND ...`, dispatched to the Typer app."""
     _reserve_standard_fds()
+    _show_undecodable_text()
     if not argv or argv[0] in ("-h", "--help", "help"):
         sys.stdout.write(TOP_HELP)
         raise SystemExit(EXIT_OK if argv else EXIT_USAGE)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +20,55 @@ ERROR_CODES = (
     "CANCELLED", "RUN_TIMEOUT", "VALUE_TOO_LARGE", "OUTPUT_TOO_LARGE", "STORE_ERROR",
     "SHARD_MISSING", "SHARD_DEFERRED", "VALUE_NOT_TEXT",
 )  # fmt: skip
+
+
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def json_text(
+    value: Any,
+    *,
+    indent: int | None = None,
+    sort_keys: bool = False,
+    separators: tuple[str, str] | None = (",", ":"),
+) -> str:
+    """`value` as JSON that is always valid UTF-8: the text of every record, document and
+    output drawer writes. A lone surrogate (an undecodable byte of a file name, an `-i` value
+    or the environment, or a `\\ud800` escape in JSON read by a step) is written as a
+    `\\uXXXX` escape, which reads back as the same string; everything else as it is."""
+    text = json.dumps(
+        value, ensure_ascii=False, indent=indent, sort_keys=sort_keys, separators=separators
+    )
+    return escape_surrogates(text)
+
+
+def escape_surrogates(text: str) -> str:
+    """JSON text with its lone surrogates (only ever inside strings) written as escapes."""
+    if text.isascii() or not _LONE_SURROGATE.search(text):
+        return text
+    return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def holds_surrogate(value: Any) -> bool:
+    """Whether a string anywhere in plain JSON data holds a lone surrogate."""
+    if isinstance(value, str):
+        return not value.isascii() and _LONE_SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(holds_surrogate(key) or holds_surrogate(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(holds_surrogate(item) for item in value)
+    return False
+
+
+def replace_surrogates(value: Any) -> Any:
+    """Plain JSON data with every lone surrogate in its strings replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {replace_surrogates(key): replace_surrogates(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [replace_surrogates(item) for item in value]
+    return value
 
 
 def rfc3339(timestamp: float | None) -> str | None:

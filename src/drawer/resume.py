@@ -30,7 +30,7 @@ from drawer.model import (
     child_lists,
     definition_path,
 )
-from drawer.records import OK, SKIPPED, StepRecord
+from drawer.records import OK, SKIPPED, StepRecord, json_text
 
 SCHEDULING_FIELDS = frozenset(
     {
@@ -47,7 +47,7 @@ DRAWER_WIDE = ""
 
 
 def _digest(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = json_text(value, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 

@@ -46,8 +46,8 @@ def _count_lines(path: Path, as_json: bool) -> int:
             if line.strip():
                 count += 1
                 if as_json:
-                    try:
-                        json.loads(line)
+                    try:  # decoded as _read_lines will: UTF-8 with replacement
+                        json.loads(line.decode("utf-8", errors="replace"))
                     except ValueError as error:
                         raise NotAList(
                             f"{path.name}:{number}: not a JSON value ({error})"
