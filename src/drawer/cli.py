@@ -475,7 +475,7 @@ def merge_command(
     when it is ok, 1 when it failed, 2 when a shard is missing (SHARD_MISSING)."""
     from drawer.assign import AssignError, apply_assignments
     from drawer.loader import InvalidDrawer, load_drawer, load_text
-    from drawer.shard import ShardError, merge
+    from drawer.shard import ShardError, check_parts, merge
 
     documents = []
     for part in parts:
@@ -483,8 +483,12 @@ def merge_command(
             documents.append(json.loads(part.read_text(encoding="utf-8")))
         except (OSError, ValueError) as error:
             fail(f"{part}: cannot read a run document: {error}")
-    first = documents[0] if isinstance(documents[0], dict) else {}
-    drawer_path = Path(str(first.get("drawer") or ""))
+    try:  # before the drawer file is looked for: it is named by the first part
+        check_parts(documents, [str(part) for part in parts])
+    except ShardError as error:
+        fail(f"{error.code}: {error}" if error.code == "SHARD_MISSING" else str(error))
+    first = documents[0]
+    drawer_path = Path(first["drawer"])
     try:
         loaded = load_drawer(drawer_path)
         if first.get("edits"):

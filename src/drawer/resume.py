@@ -225,7 +225,8 @@ class Previous:
         row = self._row(old)
         total = None
         if row is not None and row[4] is not None:
-            total = json.loads(row[4]).get("total")
+            output = json.loads(row[4])  # null for a loop that failed before it had items
+            total = output.get("total") if isinstance(output, dict) else None
         by_identity = {f"{digest}#{occurrence}": index for digest, occurrence, index, _ in rows}
         bare = frozenset(index for _, _, index, is_bare in rows if is_bare)
         return LoopMatches(old, by_identity, total, bare)

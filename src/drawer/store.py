@@ -28,7 +28,14 @@ import trio
 
 from drawer import events as ev
 from drawer.context import Masker
-from drawer.records import escape_surrogates, from_rfc3339, json_text, recorded, rfc3339
+from drawer.records import (
+    document_problem,
+    escape_surrogates,
+    from_rfc3339,
+    json_text,
+    recorded,
+    rfc3339,
+)
 from drawer.refs import plain
 
 SCHEMA_VERSION = 2
@@ -736,11 +743,10 @@ def import_document(connection: sqlite3.Connection, document: Any, drawer_path: 
     """Record a run document (from `run --json`/`--output`, perhaps made on another machine)
     as a run in this store, its top-level steps and loop iterations as rows; returns its id.
     A run already in the store is left as it is."""
-    if not isinstance(document, dict) or not isinstance(document.get("steps"), dict):
-        raise DocumentError("it is not a drawer run document (no steps)")
-    run_id = document.get("run_id")
-    if not isinstance(run_id, str) or not run_id:
-        raise DocumentError("it is not a drawer run document (no run_id)")
+    problem = document_problem(document)
+    if problem is not None or not document["run_id"]:
+        raise DocumentError(f"it is not a drawer run document: {problem or 'no run_id'}")
+    run_id: str = document["run_id"]
     if connection.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
         return run_id
     rows: list[tuple[Any, ...]] = []
@@ -753,9 +759,13 @@ def import_document(connection: sqlite3.Connection, document: Any, drawer_path: 
             path = f"{prefix}.{step_id}" if prefix else step_id
             output = record.get("output")
             kind = "step"
-            if isinstance(output, dict) and "total" in output and "results" in output:
+            if (
+                isinstance(output, dict)
+                and "total" in output
+                and isinstance(output.get("results"), list)
+            ):
                 kind = "for_each"
-                for entry in output.get("results") or []:
+                for entry in output["results"]:
                     if isinstance(entry, dict) and isinstance(entry.get("index"), int):
                         here = f"{path}[{entry['index']}]"
                         text = canonical_json(entry.get("item"))
@@ -765,7 +775,8 @@ def import_document(connection: sqlite3.Connection, document: Any, drawer_path: 
                              entry.get("status"), _json(entry.get("error"))
                              if entry.get("error") else None)
                         )  # fmt: skip
-                        add(entry.get("steps") or {}, here)
+                        if isinstance(entry.get("steps"), dict):
+                            add(entry["steps"], here)
                 output = {key: value for key, value in output.items() if key != "results"}
             error = record.get("error")
             rows.append(
