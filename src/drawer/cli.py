@@ -194,6 +194,12 @@ def graph(
 
 
 def read_text(path: Path) -> str:
+    from drawer.loader import size_problem
+
+    with suppress(OSError):  # a file that cannot be read is reported by reading it
+        too_large = size_problem(path.stat().st_size)
+        if too_large is not None:
+            fail(f"{path}: {too_large.message}")
     try:
         return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:
