@@ -35,7 +35,10 @@ STARTUP_STEPS = 200
 EDIT_STEPS = 2_000
 SHARD_ITEMS = 10_000
 SHARD_COUNT = 4
-BENCHMARKS = ("fan-out", "store", "efficiency", "scale", "start-up", "edit", "shard")
+VALIDATE_STEPS = 5_000
+BENCHMARKS = (
+    "fan-out", "store", "efficiency", "scale", "start-up", "edit", "shard", "validate",
+)  # fmt: skip
 
 
 @dataclass
@@ -600,6 +603,34 @@ def bench_edit(drawer: list[str], workdir: Path, repeats: int) -> list[Row]:
 # ---------------------------------------------------------------- output
 
 
+def validate_file(workdir: Path, count: int = VALIDATE_STEPS) -> Path:
+    """A DAG list: every step depends_on the one before and refers to the first."""
+    lines = ["steps:", "  - id: s0", "    run: echo 0"]
+    for index in range(1, count):
+        lines += [
+            f"  - id: s{index}",
+            f"    depends_on: [s{index - 1}]",
+            "    run: echo ${s0.output.stdout}",
+        ]
+    return write(workdir / "validate.yaml", "\n".join(lines) + "\n")
+
+
+def bench_validate(drawer: list[str], workdir: Path, repeats: int) -> list[Row]:
+    """`drawer FILE validate` on a 5,000-step depends_on chain (issue 11 item 22: it took
+    5 s and 620 MB when each step kept a set of its ancestors)."""
+    path = validate_file(workdir)
+    samples = [run_with_peak_rss([*drawer, str(path), "validate"], workdir) for _ in range(repeats)]
+    wall = statistics.median(sample[0] for sample in samples)
+    rss = max(sample[1] for sample in samples)
+    label = f"validate, {VALIDATE_STEPS:,}-step depends_on chain"
+    return [
+        Row(name=f"{label}: wall", unit="s", drawer=wall, baseline=None, ratio=None,
+            target="< 3 s", passed=wall < 3.0),
+        Row(name=f"{label}: peak RSS", unit="MB", drawer=rss, baseline=None, ratio=None,
+            target="< 150 MB", passed=rss < 150),
+    ]  # fmt: skip
+
+
 def fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
@@ -670,6 +701,7 @@ def main(argv: list[str] | None = None) -> int:
             ("scale", lambda: bench_scale(drawer, workdir, repeats)),
             ("start-up", lambda: bench_startup(drawer, workdir, startup_runs)),
             ("shard", lambda: bench_shard(drawer, workdir, repeats)),
+            ("validate", lambda: bench_validate(drawer, workdir, repeats)),
         ]
         for label, bench in steps:
             if args.only and label not in args.only:

@@ -31,6 +31,8 @@ from drawer.action import (
     parse_edits,
     parse_inputs,
     read_action_inputs,
+    read_results,
+    write_step_outputs,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -234,6 +236,35 @@ def test_an_input_the_drawer_does_not_declare_is_an_error(runner: Runner) -> Non
     assert not (runner.workspace / ".drawer").exists(), "drawer did not run"
 
 
+def test_every_problem_with_the_inputs_is_reported_in_one_go(runner: Runner) -> None:
+    """Every malformed line, not only the first, and the unknown input names together with
+    the other problems (issue 11 item 28)."""
+    runner.write("greet.yaml", GREET)
+    inputs = {
+        "drawer": "greet.yaml",
+        "inputs": f"greting=hi\n{SECRET}\n=x\ncount=2\nnotes<<\nsize=1\n",
+        "set": "oops\na.b=1\nalso bad\n",
+        "summary": "maybe",
+    }
+    finished = run_action(runner, action_env(inputs))
+    assert finished.code == 2
+    prefix = "::error::drawer action: "
+    known = "(inputs: count, greeting, notes)"
+    assert [line for line in finished.stdout.splitlines() if line.startswith("::error::")] == [
+        f"{prefix}inputs: line 2 is neither NAME=VALUE nor NAME<<DELIMITER (value hidden)",
+        f"{prefix}inputs: line 3 has no NAME before '='",
+        f"{prefix}inputs: line 5 needs NAME<<DELIMITER, both non-empty",
+        f"{prefix}set: line 1 is not PATH=VALUE",
+        f"{prefix}set: line 3 is not PATH=VALUE",
+        f'{prefix}summary must be "true" or "false", got "maybe"',
+        f'{prefix}inputs: greet.yaml has no input "greting" {known}; did you mean "greeting"?',
+        f'{prefix}inputs: greet.yaml has no input "size" {known}',
+    ]
+    assert SECRET not in finished.stdout + finished.stderr
+    assert finished.outputs["status"] == "error"
+    assert not (runner.workspace / ".drawer").exists(), "drawer did not run"
+
+
 @pytest.mark.parametrize("github_mode", [False, True], ids=["plain", "github"])
 def test_a_secret_input_never_shows(runner: Runner, github_mode: bool) -> None:
     runner.write(
@@ -313,6 +344,18 @@ def test_malformed_inputs_name_the_line_not_the_value(text: str, message: str) -
         parse_inputs(text)
     assert raised.value.problems[0].startswith(message)
     assert SECRET not in str(raised.value)
+
+
+def test_outputs_that_are_not_utf8_become_escapes_in_github_output(tmp_path: Path) -> None:
+    """A drawer output holding a byte that is not UTF-8 (a file name, say) is written to
+    $GITHUB_OUTPUT as a JSON escape, not a crash after the run (issue 11 item 16)."""
+    document = tmp_path / "run.json"
+    document.write_text('{"status": "ok", "run_id": "r1", "outputs": {"f": "caf\\udce9"}}')
+    output = tmp_path / "github_output"
+    write_step_outputs({"GITHUB_OUTPUT": str(output)}, read_results(document, {}))
+    values = parse_github_output(output.read_bytes().decode("utf-8"))
+    assert values["outputs"] == '{"f":"caf\\udce9"}'
+    assert json.loads(values["outputs"]) == {"f": "caf\udce9"}
 
 
 def test_set_lines_become_run_edits() -> None:

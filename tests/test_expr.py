@@ -131,3 +131,22 @@ def test_unknown_functions_are_validation_errors(tmp_path: Path) -> None:
         )
     messages = [problem.message for problem in caught.value.problems]
     assert len(messages) == 1 and "unknown function sum()" in messages[0]
+
+
+def test_an_undecodable_byte_reads_as_a_replacement_character_in_cel(run_text: RunText) -> None:
+    """CEL strings are Unicode: a lone surrogate in a value (here from JSON) is U+FFFD there,
+    not an EXPR_ERROR for every expression over that step (issue 11 item 16)."""
+    result = run_text(
+        r"""
+        steps:
+          - id: emit
+            run: |
+              printf '{"name": "caf\\udce9", "lone": "\\ud800"}'
+          - id: joined
+            when: ${emit.output.json.name.startsWith("caf")}
+            kind: value
+            value: ${emit.output.json.name + "/" + emit.output.json.lone}
+        """
+    )
+    assert result.steps["joined"]["status"] == "ok", result.steps["joined"]["error"]
+    assert result.steps["joined"]["output"] == "caf\ufffd/\ufffd"

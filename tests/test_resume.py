@@ -325,6 +325,13 @@ def test_bad_resume_arguments_exit_2(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "not a drawer run document" in bad.stderr
     missing = run_cli("d.yaml", "run", "--resume", "missing.json", cwd=tmp_path)
     assert missing.returncode == 2 and "cannot read a run document" in missing.stderr
+    # A document edited by hand is refused naming its first odd field (issue 11 item 27).
+    run = json.loads(run_cli("d.yaml", "run", "--json", cwd=tmp_path).stdout)
+    run["steps"]["a"]["started_at"] = "yesterday"
+    (tmp_path / "edited.json").write_text(json.dumps(run))
+    edited = run_cli("d.yaml", "run", "--resume", "edited.json", cwd=tmp_path)
+    assert edited.returncode == 2, edited.stderr
+    assert 'steps.a.started_at is "yesterday", not an RFC 3339 time' in edited.stderr
 
 
 # definitions ------------------------------------------------------------------------------------

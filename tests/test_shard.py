@@ -206,6 +206,44 @@ def test_shard_usage_errors_exit_2(tmp_path: Path) -> None:
     assert unsharded.returncode == 2 and "not the run document of a shard" in unsharded.stderr
 
 
+def test_merge_refuses_what_is_not_a_shard_s_run_document(tmp_path: Path) -> None:
+    """A JSON file that is no run document, or one edited by hand, is refused by its name
+    and its first odd field, exit 2; never `[Errno 21] Is a directory: '.'` or a traceback
+    (issue 11 item 27)."""
+    write(tmp_path)
+    parts = shard_parts(tmp_path, 2)
+    for name, text in (("empty.json", "{}"), ("list.json", "[1]"), ("other.json", '{"a": 1}')):
+        (tmp_path / name).write_text(text)
+        result = run_cli("merge", name, str(parts[1]), cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert (
+            result.stderr
+            == f"drawer: {name} is not the run document of a shard (run --shard I/N)\n"
+        )
+    good = json.loads(parts[1].read_text())
+    assert good["steps"]["each"]["output"]["results"], "shard 2 of 2 has items"
+    edits: list[tuple[str, Any, str]] = [
+        ("ended_at", "yesterday", 'ended_at is "yesterday", not an RFC 3339 time'),
+        ("drawer", None, "drawer is null, not a string"),
+        ("shard", {"index": 2, "count": [2], "loop": "each"}, "shard.count is [2]"),
+        ("steps", {"each": 1}, "steps.each is a JSON number, not a step record"),
+    ]
+    for key, value, message in edits:
+        edited = dict(good, **{key: value})
+        (tmp_path / "edited.json").write_text(json.dumps(edited))
+        result = run_cli("merge", str(parts[0]), "edited.json", cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert "edited.json is not a shard's run document as drawer wrote it" in result.stderr
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
+    entry = good["steps"]["each"]["output"]["results"][0]
+    entry["index"] = "x"
+    (tmp_path / "edited.json").write_text(json.dumps(good))
+    result = run_cli("merge", str(parts[0]), "edited.json", cwd=tmp_path)
+    assert result.returncode == 2
+    assert 'steps.each.output.results[0].index is "x", not a whole number' in result.stderr
+
+
 def test_which_loop_is_sharded_and_what_waits_for_the_merge(tmp_path: Path) -> None:
     two = load(
         tmp_path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -272,3 +273,51 @@ def test_a_secret_never_reaches_the_store_or_show(tmp_path: Path, status: str) -
     assert "token ***" in logs.stdout
     for output in (shown, summary, logs):
         assert secret not in output.stdout + output.stderr
+
+
+def test_a_store_that_fails_mid_run_still_records_the_run_s_end(tmp_path: Path) -> None:
+    """After a write fails, the run's row still gets its status and document: it is never
+    left `running` (issue 11 item 16)."""
+    store = tmp_path / "store"
+    drop = f"import sqlite3; sqlite3.connect({str(store / DATABASE)!r}).execute('DROP TABLE steps')"
+    loaded = load(
+        tmp_path,
+        f"""
+        steps:
+          - id: break-the-store
+            run: [{json.dumps(sys.executable)}, -c, {json.dumps(drop)}]
+          - id: after
+            run: echo still running
+        """,
+    )
+    connection = open_store(store)
+    assert connection is not None
+    recorder = RunRecorder(connection, store, RunFacts(loaded.path.resolve(), "h", {}, [], []))
+    options = RunOptions({}, [], [recorder], workdir=tmp_path)
+
+    async def main() -> dict[str, Any]:
+        return await execute_run(loaded, options)
+
+    document = trio.run(main)
+    connection.close()
+    assert document["status"] == "ok"
+    assert recorder.failure is not None and "no such table: steps" in recorder.failure
+    [(status, recorded)] = rows(store / DATABASE, "SELECT status, document FROM runs")
+    assert status == "ok"
+    assert json.loads(recorded) == document
+
+
+def test_a_drawer_in_a_directory_named_in_latin_1_is_recorded(tmp_path: Path) -> None:
+    """A path that is not UTF-8 is stored with its odd bytes as `\\xe9` (issue 11 item 16)."""
+    folder = tmp_path / os.fsdecode(b"caf\xe9")
+    folder.mkdir()
+    write(folder, "steps:\n  - id: a\n    run: pwd\n")
+    assert run_cli("d.yaml", "run", cwd=folder).returncode == 0
+    history = run_cli("d.yaml", "history", "--json", cwd=folder)
+    assert history.returncode == 0, history.stderr
+    assert [run["status"] for run in json.loads(history.stdout)] == ["ok"]
+    shown = run_cli("d.yaml", "show", "last", "--json", cwd=folder)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["status"] == "ok"
+    [(path,)] = rows(folder / ".drawer" / DATABASE, "SELECT drawer_path FROM runs")
+    assert path.endswith("caf\\xe9/d.yaml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,36 @@ def test_an_input_default_of_the_wrong_type_is_refused_by_validate(tmp_path: Pat
     assert checked.returncode == 2
     assert 'd.yaml:2:31: error: the default of input "n" is not a integer: True' in checked.stderr
     assert 'd.yaml:3:30: error: the default of input "f" is not a number' in checked.stderr
+
+
+def test_a_long_depends_on_chain_is_checked_in_bounded_memory() -> None:
+    """5,000 steps chained by depends_on, each referring to the first: one ancestor set per
+    step took 600 MB; bit sets take a few (issue 11 item 22). A generous bound, no clock."""
+    from drawer.model import Drawer
+    from drawer.validate import Ancestry
+
+    steps = [{"id": "s0", "run": "true"}] + [
+        {"id": f"s{i}", "depends_on": [f"s{i - 1}"], "run": "true"} for i in range(1, 5000)
+    ]
+    model = Drawer.model_validate({"steps": steps})
+    tracemalloc.start()
+    try:
+        ancestry = Ancestry(model.steps)
+        assert all(ancestry.precedes("s0", f"s{i}") for i in range(1, 5000))
+        assert not ancestry.precedes("s4999", "s0")
+        assert ancestry.precedes("s17", "s4000") and not ancestry.precedes("s4000", "s17")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 2**20
+
+
+def test_a_drawer_file_over_8_mib_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    """Exit 2 with the limit, for validate, run and set alike (issue 11 item 22)."""
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"steps: []\n" + b"\n" * (8 * 2**20))
+    for args in (("validate",), ("run",), ("set", "steps=[]")):
+        result = run_cli("big.yaml", *args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "over the 8 MiB drawer files may have" in result.stderr
+        assert "Traceback" not in result.stderr

@@ -21,8 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from drawer.inputs import env_name
+from drawer.records import json_text
 
 EXIT_USAGE = 2
 ACTION_INPUTS = ("drawer", "inputs", "set", "args", "summary")
@@ -31,11 +33,14 @@ RESULTS_DIR = Path(".drawer") / "results"
 
 
 class ActionError(Exception):
-    """Action inputs that cannot be used: each problem becomes an `::error::`, exit 2."""
+    """Action inputs that cannot be used: each problem becomes an `::error::`, exit 2.
+    `readable` is what could be read all the same (the well-formed lines), so that the
+    problems found with those are reported in the same go."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
+    def __init__(self, problems: Sequence[str], readable: Sequence[Any] = ()) -> None:
         super().__init__("; ".join(problems))
         self.problems = list(problems)
+        self.readable = list(readable)
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,10 @@ def _lines(text: str) -> list[str]:
 def parse_inputs(text: str) -> list[tuple[str, str]]:
     """`NAME=VALUE` lines and `NAME<<DELIMITER` ... `DELIMITER` blocks, read as the runner
     reads `$GITHUB_OUTPUT` (whichever of `=` and `<<` comes first decides). Blank lines are
-    skipped. Problems name the line, never its text: it may hold a secret."""
+    skipped. Every malformed line is reported, each by its number, never its text: it may
+    hold a secret."""
     pairs: list[tuple[str, str]] = []
+    problems: list[str] = []
     lines = _lines(text)
     index = 0
     while index < len(lines):
@@ -98,43 +105,55 @@ def parse_inputs(text: str) -> list[tuple[str, str]]:
         equals, heredoc = line.find("="), line.find("<<")
         if equals >= 0 and (heredoc < 0 or equals < heredoc):
             name, value = line[:equals].strip(), line[equals + 1 :]
-            if not name:
-                raise ActionError([f"inputs: line {number} has no NAME before '='"])
-            pairs.append((name, value))
+            if name:
+                pairs.append((name, value))
+            else:
+                problems.append(f"inputs: line {number} has no NAME before '='")
             continue
         if heredoc < 0:
-            raise ActionError(
-                [f"inputs: line {number} is neither NAME=VALUE nor NAME<<DELIMITER (value hidden)"]
+            problems.append(
+                f"inputs: line {number} is neither NAME=VALUE nor NAME<<DELIMITER (value hidden)"
             )
+            continue
         name, delimiter = line[:heredoc].strip(), line[heredoc + 2 :].strip()
         if not name or not delimiter:
-            raise ActionError([f"inputs: line {number} needs NAME<<DELIMITER, both non-empty"])
+            problems.append(f"inputs: line {number} needs NAME<<DELIMITER, both non-empty")
+            continue
         try:
             end = lines.index(delimiter, index)
-        except ValueError:
-            raise ActionError(
-                [f'inputs: "{name}<<{delimiter}" (line {number}) has no closing "{delimiter}" line']
-            ) from None
+        except ValueError:  # the block runs to the end: nothing after it can be read
+            problems.append(
+                f'inputs: "{name}<<{delimiter}" (line {number}) has no closing "{delimiter}" line'
+            )
+            break
         pairs.append((name, "\n".join(lines[index:end])))
         index = end + 1
+    if problems:
+        raise ActionError(problems, pairs)
     return pairs
 
 
 def parse_edits(text: str) -> list[str]:
-    """`PATH=VALUE` (or `PATH:=JSON`) lines for `run --set`; blank lines are skipped."""
+    """`PATH=VALUE` (or `PATH:=JSON`) lines for `run --set`; blank lines are skipped; every
+    malformed line is reported."""
     edits: list[str] = []
+    problems: list[str] = []
     for number, line in enumerate(_lines(text), start=1):
         if not line.strip():
             continue
         path, sep, value = line.partition("=")
         if not sep or not path.strip():
-            raise ActionError([f"set: line {number} is not PATH=VALUE"])
-        edits.append(f"{path.strip()}={value}")
+            problems.append(f"set: line {number} is not PATH=VALUE")
+        else:
+            edits.append(f"{path.strip()}={value}")
+    if problems:
+        raise ActionError(problems, edits)
     return edits
 
 
 def read_action_inputs(environ: Mapping[str, str]) -> ActionInputs:
-    """The action's inputs from `INPUT_*`; every problem found is raised together."""
+    """The action's inputs from `INPUT_*`, input names checked against the drawer file's;
+    every problem found is raised together, so one failed job shows them all."""
     problems: list[str] = []
     drawer = action_input(environ, "drawer").strip()
     if not drawer:
@@ -146,10 +165,12 @@ def read_action_inputs(environ: Mapping[str, str]) -> ActionInputs:
         inputs = parse_inputs(action_input(environ, "inputs"))
     except ActionError as error:
         problems += error.problems
+        inputs = error.readable
     try:
         edits = parse_edits(action_input(environ, "set"))
     except ActionError as error:
         problems += error.problems
+        edits = error.readable
     try:
         args = shlex.split(action_input(environ, "args"))
     except ValueError as error:
@@ -157,6 +178,9 @@ def read_action_inputs(environ: Mapping[str, str]) -> ActionInputs:
     summary = action_input(environ, "summary").strip().lower() or "true"
     if summary not in ("true", "false"):
         problems.append(f'summary must be "true" or "false", got "{summary}"')
+    declared = declared_inputs(drawer, edits) if drawer else None
+    if declared is not None:
+        problems += unknown_input_problems(drawer, [name for name, _ in inputs], declared)
     if problems:
         raise ActionError(problems)
     return ActionInputs(drawer, tuple(inputs), tuple(edits), tuple(args), summary == "true")
@@ -194,7 +218,9 @@ def declared_inputs(drawer: str, edits: Sequence[str]) -> frozenset[str] | None:
     return frozenset(declared) if isinstance(declared, dict) else None
 
 
-def check_input_names(drawer: str, names: Sequence[str], declared: frozenset[str]) -> None:
+def unknown_input_problems(
+    drawer: str, names: Sequence[str], declared: frozenset[str]
+) -> list[str]:
     """A name the drawer does not declare is an error, as `-i` would make it: as an
     environment variable it would be ignored without a word."""
     from drawer.source import suggest
@@ -206,8 +232,7 @@ def check_input_names(drawer: str, names: Sequence[str], declared: frozenset[str
             guess = suggest(name, declared)
             hint = f'; did you mean "{guess}"?' if guess else ""
             problems.append(f'inputs: {drawer} has no input "{name}" (inputs: {known}){hint}')
-    if problems:
-        raise ActionError(problems)
+    return problems
 
 
 def results_path(environ: Mapping[str, str], drawer: str) -> Path:
@@ -280,7 +305,7 @@ def read_results(document: Path, environ: Mapping[str, str]) -> StepOutputs:
         run = json.loads(document.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return NOT_RUN
-    outputs = json.dumps(run.get("outputs", {}), ensure_ascii=False, separators=(",", ":"))
+    outputs = json_text(run.get("outputs", {}))
     return StepOutputs(
         str(run["status"]), str(run["run_id"]), shown_path(document, environ), outputs
     )
@@ -303,7 +328,7 @@ def write_step_outputs(environ: Mapping[str, str], outputs: StepOutputs) -> None
     path = environ.get("GITHUB_OUTPUT")
     if not path:
         return
-    with open(path, "a", encoding="utf-8", newline="") as stream:
+    with open(path, "a", encoding="utf-8", errors="backslashreplace", newline="") as stream:
         for name, value in outputs.as_dict().items():
             delimiter = f"ghadelimiter_{uuid.uuid4()}"
             while delimiter in value:
@@ -321,9 +346,6 @@ def main(environ: Mapping[str, str] = os.environ) -> int:
     """Run the drawer the action's inputs name; write the step outputs; drawer's exit code."""
     try:
         action = read_action_inputs(environ)
-        declared = declared_inputs(action.drawer, action.edits)
-        if declared is not None:
-            check_input_names(action.drawer, [name for name, _ in action.inputs], declared)
     except ActionError as error:
         report_problems(error.problems)
         write_step_outputs(environ, NOT_RUN)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import io
 import json
 import os
 import signal
@@ -193,6 +194,12 @@ def graph(
 
 
 def read_text(path: Path) -> str:
+    from drawer.loader import size_problem
+
+    with suppress(OSError):  # a file that cannot be read is reported by reading it
+        too_large = size_problem(path.stat().st_size)
+        if too_large is not None:
+            fail(f"{path}: {too_large.message}")
     try:
         return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:
@@ -409,9 +416,11 @@ def _input_problems(loaded: Any, errors: list[Any]) -> NoReturn:
 
 def _document_text(document: dict[str, Any], *, pretty: bool) -> str:
     """Indented for a person at a terminal; compact (C encoder, a tenth of the memory) else."""
+    from drawer.records import json_text
+
     if pretty:
-        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    return json.dumps(document, ensure_ascii=False) + "\n"
+        return json_text(document, indent=2, separators=None) + "\n"
+    return json_text(document, separators=None) + "\n"
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -472,7 +481,7 @@ def merge_command(
     when it is ok, 1 when it failed, 2 when a shard is missing (SHARD_MISSING)."""
     from drawer.assign import AssignError, apply_assignments
     from drawer.loader import InvalidDrawer, load_drawer, load_text
-    from drawer.shard import ShardError, merge
+    from drawer.shard import ShardError, check_parts, merge
 
     documents = []
     for part in parts:
@@ -480,8 +489,12 @@ def merge_command(
             documents.append(json.loads(part.read_text(encoding="utf-8")))
         except (OSError, ValueError) as error:
             fail(f"{part}: cannot read a run document: {error}")
-    first = documents[0] if isinstance(documents[0], dict) else {}
-    drawer_path = Path(str(first.get("drawer") or ""))
+    try:  # before the drawer file is looked for: it is named by the first part
+        check_parts(documents, [str(part) for part in parts])
+    except ShardError as error:
+        fail(f"{error.code}: {error}" if error.code == "SHARD_MISSING" else str(error))
+    first = documents[0]
+    drawer_path = Path(first["drawer"])
     try:
         loaded = load_drawer(drawer_path)
         if first.get("edits"):
@@ -962,9 +975,18 @@ def _reserve_standard_fds() -> None:
             os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
 
 
+def _show_undecodable_text() -> None:
+    """Write a lone surrogate (an undecodable byte of a file name, `-i` value or environment
+    variable that a message or summary shows) as `\\udce9`, as Python's stderr does, instead
+    of failing the write: the display is never lost to a value it shows."""
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str]) -> None:
     """`drawer FILE VERB ...` or `drawer COMMAND ...`, dispatched to the Typer app."""
     _reserve_standard_fds()
+    _show_undecodable_text()
     if not argv or argv[0] in ("-h", "--help", "help"):
         sys.stdout.write(TOP_HELP)
         raise SystemExit(EXIT_OK if argv else EXIT_USAGE)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from drawer.records import holds_surrogate, replace_surrogates
 from drawer.refs import RefError, plain
 
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*?)(?:\n|$)")
@@ -123,7 +124,13 @@ def evaluate(text: str, lookup: Callable[[str], Any]) -> Any:
             except RefError:
                 raise ExprError(f"${{{text}}}: {name} is not available here") from None
     try:
-        return compiled.program.execute(variables)
+        try:
+            return compiled.program.execute(variables)
+        except ValueError:
+            if not holds_surrogate(variables):
+                raise
+        # CEL strings are Unicode: an undecodable byte (a lone surrogate) reads as U+FFFD.
+        return compiled.program.execute(replace_surrogates(variables))
     except KeyError as error:
         raise ExprError(f"${{{text}}}: no key {error}") from None
     except (TypeError, RuntimeError, ValueError, LookupError, ArithmeticError) as error:

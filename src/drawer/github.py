@@ -286,5 +286,5 @@ def _joined(parts: list[list[str]]) -> str:
 
 def write_summary(path: Path, text: str) -> None:
     """Append to the job summary file (other steps of the job write theirs too)."""
-    with path.open("a", encoding="utf-8") as handle:
+    with path.open("a", encoding="utf-8", errors="backslashreplace") as handle:
         handle.write(text)

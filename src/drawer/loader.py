@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -310,10 +311,32 @@ def _line_of(problem: Problem) -> tuple[int, int]:
     return (position.line, position.col) if position else (0, 0)
 
 
+MAX_FILE_BYTES = 8 * 1024 * 1024
+"""The largest drawer file drawer reads. Parsing and checking cost about 45 bytes of memory
+per line (8 MiB of blank lines: 380 MB, 3 s); real drawer files are a few KiB, and data
+belongs in a `{file: ...}` source."""
+
+
+def size_problem(size: int) -> Problem | None:
+    """A file over MAX_FILE_BYTES, refused before it is parsed."""
+    if size <= MAX_FILE_BYTES:
+        return None
+    return Problem(
+        f"the file is {size / 2**20:.1f} MiB, over the {MAX_FILE_BYTES // 2**20} MiB drawer"
+        " files may have",
+        None,
+        hint="move data into a file the loop reads: over: {file: items.jsonl, format: jsonl}",
+    )
+
+
 def load_text(text: str, path: Path, chain: tuple[Path, ...] = ()) -> LoadedDrawer:
     """Parse, type-check and validate a drawer file; raise InvalidDrawer with all problems."""
     from drawer.validate import check_drawer
 
+    if len(text) > MAX_FILE_BYTES // 4:  # a character is at most 4 bytes
+        too_large = size_problem(len(text.encode("utf-8", "surrogatepass")))
+        if too_large is not None:
+            raise InvalidDrawer([too_large], None, path)
     try:
         doc = parse_document(text, str(path))
     except ParseError as error:
@@ -349,6 +372,10 @@ def load_text(text: str, path: Path, chain: tuple[Path, ...] = ()) -> LoadedDraw
 
 def load_drawer(path: Path, chain: tuple[Path, ...] = ()) -> LoadedDrawer:
     """Read and validate a drawer file from disk; `chain` holds the files calling it."""
+    with suppress(OSError):  # a file that cannot be read is reported by reading it
+        too_large = size_problem(path.stat().st_size)
+        if too_large is not None:
+            raise InvalidDrawer([too_large], None, path)
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:

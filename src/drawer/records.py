@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +22,55 @@ ERROR_CODES = (
 )  # fmt: skip
 
 
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def json_text(
+    value: Any,
+    *,
+    indent: int | None = None,
+    sort_keys: bool = False,
+    separators: tuple[str, str] | None = (",", ":"),
+) -> str:
+    """`value` as JSON that is always valid UTF-8: the text of every record, document and
+    output drawer writes. A lone surrogate (an undecodable byte of a file name, an `-i` value
+    or the environment, or a `\\ud800` escape in JSON read by a step) is written as a
+    `\\uXXXX` escape, which reads back as the same string; everything else as it is."""
+    text = json.dumps(
+        value, ensure_ascii=False, indent=indent, sort_keys=sort_keys, separators=separators
+    )
+    return escape_surrogates(text)
+
+
+def escape_surrogates(text: str) -> str:
+    """JSON text with its lone surrogates (only ever inside strings) written as escapes."""
+    if text.isascii() or not _LONE_SURROGATE.search(text):
+        return text
+    return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def holds_surrogate(value: Any) -> bool:
+    """Whether a string anywhere in plain JSON data holds a lone surrogate."""
+    if isinstance(value, str):
+        return not value.isascii() and _LONE_SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(holds_surrogate(key) or holds_surrogate(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(holds_surrogate(item) for item in value)
+    return False
+
+
+def replace_surrogates(value: Any) -> Any:
+    """Plain JSON data with every lone surrogate in its strings replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {replace_surrogates(key): replace_surrogates(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [replace_surrogates(item) for item in value]
+    return value
+
+
 def rfc3339(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
@@ -32,6 +83,99 @@ def from_rfc3339(text: Any) -> float | None:
     if not isinstance(text, str):
         return None
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def document_problem(document: Any) -> str | None:
+    """Where `document` is not a run document as drawer writes it (SPEC 3.2), or None.
+
+    Checked before a document is read back (`merge`, `run --resume RUN_DOC.json`), so that a
+    hand-edited, truncated or foreign JSON file is refused naming its first odd field rather
+    than failing half-way through. Step records are checked at every depth drawer's readers
+    go: the records in the `steps` of each entry of an output's `results` list."""
+    if not isinstance(document, dict):
+        return f"it is a JSON {_json_kind(document)}, not an object"
+    if not isinstance(document.get("steps"), dict) or not isinstance(document.get("run_id"), str):
+        return "it has no run_id and steps"
+    return fields_problem(document, "", _DOCUMENT_FIELDS) or _steps_problem(
+        document["steps"], "steps"
+    )
+
+
+_DOCUMENT_FIELDS = {
+    "run_id": "text", "drawer": "text", "name": "text?", "status": "text",
+    "started_at": "time", "ended_at": "time?", "inputs": "object?", "edits": "texts?",
+    "error": "error?", "definitions": "object?", "resumed_from": "text?",
+}  # fmt: skip
+_RECORD_FIELDS = {
+    "status": "text", "attempts": "count?", "started_at": "time?", "ended_at": "time?",
+    "error": "error?",
+}  # fmt: skip
+
+
+def _steps_problem(steps: dict[str, Any], where: str) -> str | None:
+    for step_id, record in steps.items():
+        here = f"{where}.{step_id}"
+        if not isinstance(record, dict):
+            return f"{here} is a JSON {_json_kind(record)}, not a step record"
+        problem = fields_problem(record, here, _RECORD_FIELDS)
+        if problem:
+            return problem
+        output = record.get("output")
+        results = output.get("results") if isinstance(output, dict) else None
+        for number, entry in enumerate(results if isinstance(results, list) else []):
+            if isinstance(entry, dict) and isinstance(entry.get("steps"), dict):
+                problem = _steps_problem(entry["steps"], f"{here}.output.results[{number}].steps")
+                if problem:
+                    return problem
+    return None
+
+
+def fields_problem(data: dict[str, Any], where: str, fields: dict[str, str]) -> str | None:
+    """The first field of `data` that is not of its kind (`text`, `time`, `object`, `count`,
+    `texts`, `error`; with `?`, or null), named by its path under `where`."""
+    for name, kind in fields.items():
+        value = data.get(name)
+        if value is None and kind.endswith("?"):
+            continue
+        if not _is_kind(value, kind.rstrip("?")):
+            at = f"{where}.{name}" if where else name
+            return f"{at} is {json_text(value)[:60]}, not {_KIND_NAMES[kind.rstrip('?')]}"
+    return None
+
+
+_KIND_NAMES = {
+    "text": "a string", "time": "an RFC 3339 time", "object": "an object",
+    "count": "a whole number", "texts": "a list of strings",
+    "error": 'an error {"code": ..., "message": ...}',
+}  # fmt: skip
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    if kind == "text":
+        return isinstance(value, str)
+    if kind == "object":
+        return isinstance(value, dict)
+    if kind == "count":
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if kind == "texts":
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if kind == "error":
+        return (
+            isinstance(value, dict)
+            and isinstance(value.get("code"), str)
+            and isinstance(value.get("message"), str)
+        )
+    try:  # time
+        return isinstance(value, str) and from_rfc3339(value) is not None
+    except ValueError:
+        return False
+
+
+def _json_kind(value: Any) -> str:
+    kinds = ((bool, "boolean"), (dict, "object"), (list, "array"), (str, "string"))
+    if value is None:
+        return "null"
+    return next((name for kind, name in kinds if isinstance(value, kind)), "number")
 
 
 @dataclass(frozen=True, slots=True)

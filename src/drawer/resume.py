@@ -30,7 +30,7 @@ from drawer.model import (
     child_lists,
     definition_path,
 )
-from drawer.records import OK, SKIPPED, StepRecord
+from drawer.records import OK, SKIPPED, StepRecord, json_text
 
 SCHEDULING_FIELDS = frozenset(
     {
@@ -47,7 +47,7 @@ DRAWER_WIDE = ""
 
 
 def _digest(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = json_text(value, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -225,7 +225,8 @@ class Previous:
         row = self._row(old)
         total = None
         if row is not None and row[4] is not None:
-            total = json.loads(row[4]).get("total")
+            output = json.loads(row[4])  # null for a loop that failed before it had items
+            total = output.get("total") if isinstance(output, dict) else None
         by_identity = {f"{digest}#{occurrence}": index for digest, occurrence, index, _ in rows}
         bare = frozenset(index for _, _, index, is_bare in rows if is_bare)
         return LoopMatches(old, by_identity, total, bare)

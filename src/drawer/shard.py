@@ -19,7 +19,14 @@ from typing import Any
 from drawer.graph import dependencies
 from drawer.loader import LoadedDrawer
 from drawer.model import Drawer, ForEachStep, child_lists
-from drawer.records import CANCELLED, FAILED, OK, SKIPPED
+from drawer.records import (
+    CANCELLED,
+    FAILED,
+    OK,
+    SKIPPED,
+    document_problem,
+    fields_problem,
+)
 from drawer.steps.policy import tolerance
 
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
@@ -144,15 +151,49 @@ def plan(model: Drawer, shards: int) -> dict[str, Any]:
 # merging ---------------------------------------------------------------------------------------
 
 
-def check_parts(parts: Sequence[dict[str, Any]], names: Sequence[str]) -> tuple[str, int]:
+_SHARD_FIELDS = {"index": "count", "count": "count", "loop": "text", "total": "count?"}
+_ITERATION_FIELDS = {"index": "count", "status": "text", "error": "error?"}
+
+
+def _part_problem(part: Any) -> str | None:
+    """Where a part is not a shard's run document as drawer writes it, or None."""
+    problem = document_problem(part)
+    if problem is not None:
+        return problem
+    problem = fields_problem(part, "", {"ended_at": "time", "shard": "object"})
+    problem = problem or fields_problem(part["shard"], "shard", _SHARD_FIELDS)
+    if problem is not None:
+        return problem
+    if not 1 <= part["shard"]["index"] <= part["shard"]["count"]:
+        return "shard.index is not between 1 and shard.count"
+    loop_id = part["shard"]["loop"]
+    output = (part["steps"].get(loop_id) or {}).get("output")
+    if output is None:
+        return None
+    results = output.get("results") if isinstance(output, dict) else None
+    if not isinstance(output, dict) or not isinstance(results, list | None):
+        return f"steps.{loop_id}.output is not a for_each output"
+    for number, entry in enumerate(results or []):
+        where = f"steps.{loop_id}.output.results[{number}]"
+        if not isinstance(entry, dict):
+            return f"{where} is not an iteration record"
+        problem = fields_problem(entry, where, _ITERATION_FIELDS)
+        if problem is not None:
+            return problem
+    return None
+
+
+def check_parts(parts: Sequence[Any], names: Sequence[str]) -> tuple[str, int]:
     """The loop and shard count all parts agree on; SHARD_MISSING names what is missing or
-    given twice."""
+    given twice. A part that is not a shard's run document is refused first, by name."""
     infos = []
     for part, name in zip(parts, names, strict=True):
-        info = part.get("shard") if isinstance(part, dict) else None
-        if not isinstance(info, dict) or not {"index", "count", "loop"} <= set(info):
+        if not isinstance(part, dict) or not isinstance(part.get("shard"), dict):
             raise ShardError(f"{name} is not the run document of a shard (run --shard I/N)")
-        infos.append((info, name))
+        problem = _part_problem(part)
+        if problem is not None:
+            raise ShardError(f"{name} is not a shard's run document as drawer wrote it: {problem}")
+        infos.append((part["shard"], name))
     counts = {info["count"] for info, _ in infos}
     loops = {info["loop"] for info, _ in infos}
     drawers = {part.get("name") for part in parts}

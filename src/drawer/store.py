@@ -28,7 +28,14 @@ import trio
 
 from drawer import events as ev
 from drawer.context import Masker
-from drawer.records import from_rfc3339, recorded, rfc3339
+from drawer.records import (
+    document_problem,
+    escape_surrogates,
+    from_rfc3339,
+    json_text,
+    recorded,
+    rfc3339,
+)
 from drawer.refs import plain
 
 SCHEMA_VERSION = 2
@@ -60,10 +67,8 @@ _SCALARS = (str, int, bool, type(None))
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no spaces, UTF-8, integral floats as integers: equal data, equal bytes."""
     if type(value) in _SCALARS:
-        return _compact(value).encode("utf-8")
-    return json.dumps(
-        _integral(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode("utf-8")
+        return _json(value).encode("utf-8")
+    return json_text(_integral(value), sort_keys=True).encode("utf-8")
 
 
 def _integral(value: Any) -> Any:
@@ -305,7 +310,7 @@ class RunRecorder:
         }
 
     def __call__(self, event: ev.Event) -> None:
-        if self.failure is not None:
+        if self.failure is not None and not isinstance(event, ev.RunFinished):
             return
         try:
             self.record(event)
@@ -316,7 +321,8 @@ class RunRecorder:
             self.flush()
 
     def stop(self, error: Exception) -> None:
-        self.failure = f"the run store {self.directory / DATABASE} stopped recording: {error}"
+        if self.failure is None:  # the first failure is the one to report
+            self.failure = f"the run store {self.directory / DATABASE} stopped recording: {error}"
         self.pending.clear()
         self.close_logs()
         self.flushed.set()
@@ -370,7 +376,7 @@ class RunRecorder:
             self.stop(error)
         self.durable = max(self.durable, upto)
 
-    def write(self, operations: list[Operation]) -> sqlite3.Error | None:
+    def write(self, operations: list[Operation]) -> sqlite3.Error | ValueError | None:
         """One transaction, rows of a kind together (executemany); returns the error, if any.
         (Rows of different paths are independent, and a parallel's single-step branch gets
         its step's row whichever comes first.)"""
@@ -384,13 +390,13 @@ class RunRecorder:
     @staticmethod
     def _write(
         connection: sqlite3.Connection, batches: dict[str, list[Any]]
-    ) -> sqlite3.Error | None:
+    ) -> sqlite3.Error | ValueError | None:
         try:
             connection.execute("BEGIN")
             for sql, rows in batches.items():
                 connection.executemany(sql, rows)
             connection.execute("COMMIT")
-        except sqlite3.Error as error:
+        except (sqlite3.Error, ValueError) as error:  # ValueError: text SQLite cannot take
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             return error
@@ -442,7 +448,8 @@ class RunRecorder:
             "INSERT INTO runs (id, drawer_path, content_hash, name, inputs, edits, status,"
             " started_at, resumed_from, definitions, pid, host)"
             " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
-            (event.run_id, str(facts.drawer_path), facts.content_hash, event.name,
+            (event.run_id, _sql_text(str(facts.drawer_path)), facts.content_hash,
+             _sql_text(event.name),
              _json(facts.inputs), _json(facts.edits), time.time(), facts.resumed_from,
              _json(facts.definitions), os.getpid(), socket.gethostname()),
         )  # fmt: skip
@@ -481,8 +488,9 @@ class RunRecorder:
     def run_finished(self, document: dict[str, Any]) -> None:
         self.close_logs()
         self.flush()
-        if self.failure is not None:
-            return
+        # After a failure to record, the run's row still gets its end and its document, so
+        # that it is not left `running`: `show` reads the document; resume runs again what
+        # the missing rows would have reused.
         text = _json(document)
         with self.writing:
             self.connection.execute(
@@ -496,7 +504,7 @@ class RunRecorder:
             relative = f"logs/{self.run_id}/{log_name(path)}"
             target = self.directory / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            handle = self.logs[path] = target.open("a", encoding="utf-8")
+            handle = self.logs[path] = target.open("a", encoding="utf-8", errors="backslashreplace")
             self.log_paths[path] = relative
         return handle
 
@@ -510,7 +518,15 @@ _compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _json(value: Any) -> str:
-    return _compact(value)
+    return escape_surrogates(_compact(value))
+
+
+def _sql_text(text: str) -> str:
+    """Text as SQLite can hold it (valid UTF-8): the undecodable bytes of a path or name
+    (a directory named in Latin-1, say) written as `\\xe9`, the same way each time."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 # reading --------------------------------------------------------------------------------------
@@ -579,7 +595,7 @@ def runs_of(connection: sqlite3.Connection, drawer_path: Path, limit: int) -> li
     rows = _read(
         lambda: connection.execute(
             f"{_SUMMARY} WHERE drawer_path = ? ORDER BY started_at DESC, id DESC LIMIT ?",
-            (str(drawer_path), limit),
+            (_sql_text(str(drawer_path)), limit),
         ).fetchall()
     )
     return [RunSummary(*row) for row in rows]
@@ -592,7 +608,8 @@ def find_run(connection: sqlite3.Connection, drawer_path: Path, run_id: str) -> 
         return runs[0] if runs else None
     row = _read(
         lambda: connection.execute(
-            f"{_SUMMARY} WHERE drawer_path = ? AND id = ?", (str(drawer_path), run_id)
+            f"{_SUMMARY} WHERE drawer_path = ? AND id = ?",
+            (_sql_text(str(drawer_path)), _sql_text(run_id)),
         ).fetchone()
     )
     return RunSummary(*row) if row else None
@@ -736,11 +753,10 @@ def import_document(connection: sqlite3.Connection, document: Any, drawer_path: 
     """Record a run document (from `run --json`/`--output`, perhaps made on another machine)
     as a run in this store, its top-level steps and loop iterations as rows; returns its id.
     A run already in the store is left as it is."""
-    if not isinstance(document, dict) or not isinstance(document.get("steps"), dict):
-        raise DocumentError("it is not a drawer run document (no steps)")
-    run_id = document.get("run_id")
-    if not isinstance(run_id, str) or not run_id:
-        raise DocumentError("it is not a drawer run document (no run_id)")
+    problem = document_problem(document)
+    if problem is not None or not document["run_id"]:
+        raise DocumentError(f"it is not a drawer run document: {problem or 'no run_id'}")
+    run_id: str = document["run_id"]
     if connection.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
         return run_id
     rows: list[tuple[Any, ...]] = []
@@ -753,9 +769,13 @@ def import_document(connection: sqlite3.Connection, document: Any, drawer_path: 
             path = f"{prefix}.{step_id}" if prefix else step_id
             output = record.get("output")
             kind = "step"
-            if isinstance(output, dict) and "total" in output and "results" in output:
+            if (
+                isinstance(output, dict)
+                and "total" in output
+                and isinstance(output.get("results"), list)
+            ):
                 kind = "for_each"
-                for entry in output.get("results") or []:
+                for entry in output["results"]:
                     if isinstance(entry, dict) and isinstance(entry.get("index"), int):
                         here = f"{path}[{entry['index']}]"
                         text = canonical_json(entry.get("item"))
@@ -765,7 +785,8 @@ def import_document(connection: sqlite3.Connection, document: Any, drawer_path: 
                              entry.get("status"), _json(entry.get("error"))
                              if entry.get("error") else None)
                         )  # fmt: skip
-                        add(entry.get("steps") or {}, here)
+                        if isinstance(entry.get("steps"), dict):
+                            add(entry["steps"], here)
                 output = {key: value for key, value in output.items() if key != "results"}
             error = record.get("error")
             rows.append(
@@ -783,7 +804,7 @@ def import_document(connection: sqlite3.Connection, document: Any, drawer_path: 
             "INSERT INTO runs (id, drawer_path, content_hash, name, inputs, edits, status,"
             " started_at, ended_at, error, resumed_from, document, definitions)"
             " VALUES (?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, str(drawer_path), str(document.get("name") or ""),
+            (run_id, _sql_text(str(drawer_path)), _sql_text(str(document.get("name") or "")),
              _json(document.get("inputs") or {}), _json(document.get("edits") or []),
              str(document.get("status") or "failed"),
              from_rfc3339(document.get("started_at")) or 0.0,

@@ -78,23 +78,55 @@ class Visible:
 
 class Ancestry:
     """ "Must `a` finish before `b` starts?" for one step list; a chain is answered by file
-    position, a DAG by ancestor sets computed once per step that asks."""
+    position, a DAG by ancestor bit sets (bit i: the step at position i), computed once for
+    the list: 5,000 steps chained by depends_on cost 3 MB, where a Python set per step
+    cost 600 MB. Past BITSET_STEPS, each question walks the graph instead."""
+
+    BITSET_STEPS = 20_000
 
     def __init__(self, steps: Sequence[AnyStep]) -> None:
         self.deps = dependencies(steps)
         self.chain = is_chain(steps)
         self.position = {step.id: index for index, step in enumerate(steps)}
-        self.cache: dict[str, set[str]] = {}
+        self.bits: dict[str, int] | None = None
 
     def precedes(self, before: str, step: str) -> bool:
         if before not in self.position:
             return False
         if self.chain:
             return self.position[before] < self.position[step]
-        found = self.cache.get(step)
-        if found is None:
-            found = self.cache[step] = ancestors(self.deps, step)
-        return before in found
+        if before in self.deps.get(step, ()):
+            return True
+        if len(self.position) > self.BITSET_STEPS:
+            return before in ancestors(self.deps, step)
+        if self.bits is None:
+            self.bits = self._ancestor_bits()
+        return bool(self.bits.get(step, 0) >> self.position[before] & 1)
+
+    def _ancestor_bits(self) -> dict[str, int]:
+        """Every step's ancestors as one integer, in one depth-first pass (no recursion);
+        an edge that closes a cycle is left out (the cycle is reported on its own)."""
+        deps, position = self.deps, self.position
+        bits: dict[str, int] = {}
+        for root in deps:
+            if root in bits:
+                continue
+            stack = [(root, iter(deps[root]))]
+            bits[root] = -1  # on the stack
+            while stack:
+                node, pending = stack[-1]
+                child = next((dep for dep in pending if dep in deps), None)
+                if child is None:
+                    stack.pop()
+                    total = 0
+                    for dep in deps[node]:
+                        if dep in deps and bits.get(dep, -1) >= 0:
+                            total |= bits[dep] | 1 << position[dep]
+                    bits[node] = total
+                elif child not in bits:
+                    bits[child] = -1
+                    stack.append((child, iter(deps[child])))
+        return bits
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -16,6 +15,7 @@ from drawer import engine
 from drawer import events as ev
 from drawer.context import Outcome, RunContext, Scope
 from drawer.counts import PARALLELISM
+from drawer.globs import glob_files
 from drawer.model import FileSource, ForEachStep, GlobSource, RangeSource
 from drawer.records import CANCELLED, FAILED, OK, RUNNING, SKIPPED, ErrorInfo, IterationRecord
 from drawer.refs import RefError, interpolate, interpolate_deep, plain
@@ -47,8 +47,8 @@ def _count_lines(path: Path, as_json: bool) -> int:
             if line.strip():
                 count += 1
                 if as_json:
-                    try:
-                        json.loads(line)
+                    try:  # decoded as _read_lines will: UTF-8 with replacement
+                        json.loads(line.decode("utf-8", errors="replace"))
                     except ValueError as error:
                         raise NotAList(
                             f"{path.name}:{number}: not a JSON value ({error})"
@@ -69,10 +69,7 @@ def open_items(ctx: RunContext, step: ForEachStep, scope: Scope) -> Items:
     over = step.over
     if isinstance(over, GlobSource):
         pattern = str(interpolate(over.glob, scope.lookup))
-        matches = glob.glob(
-            pattern, root_dir=ctx.workdir, recursive=True, include_hidden=pattern.startswith(".")
-        )
-        files = sorted(match for match in matches if (ctx.workdir / match).is_file())
+        files = glob_files(pattern, ctx.workdir, include_hidden=pattern.startswith("."))
         return Items(len(files), files)
     if isinstance(over, FileSource):
         name = str(interpolate(over.file, scope.lookup))

@@ -66,9 +66,17 @@ def step_env(step: Any, scope: Scope) -> dict[str, str]:
     return env
 
 
-def _write_value_file(ctx: RunContext, name: str, text: str) -> str:
+def command_bytes(text: str) -> bytes:
+    """The bytes a command gets for a text value (stdin, a value file), as Python passes
+    arguments and the environment: UTF-8, an undecodable byte that came in from a file name,
+    `-i` or the environment given back as it was. A lone surrogate from a `\\ud800` escape
+    in JSON has no bytes: UnicodeEncodeError (VALUE_NOT_TEXT)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _write_value_file(ctx: RunContext, name: str, data: bytes) -> str:
     path = ctx.tmpdir / f"{name}-{next(_counter)}"
-    path.write_text(text, encoding="utf-8")
+    path.write_bytes(data)
     return str(path)
 
 
@@ -82,8 +90,9 @@ def _shell_command(
         value = _resolve(shell_ref.content, scope)
         text = to_text(value)
         name = f"DRAWER_REF_{shell_ref.number}"
-        if len(text.encode("utf-8")) > INLINE_LIMIT:
-            env[name + "_FILE"] = _write_value_file(ctx, name, text)
+        data = command_bytes(text)
+        if len(data) > INLINE_LIMIT:
+            env[name + "_FILE"] = _write_value_file(ctx, name, data)
             as_file.add(shell_ref.number)
         else:
             env[name] = text
@@ -119,8 +128,12 @@ def _command_env(ctx: RunContext, step: RunStep, scope: Scope) -> dict[str, str]
     env = dict(ctx.base_env)
     env.update(step_env(step, scope))
     for name, value in scope.loop_env().items():
-        if len(value) > INLINE_LIMIT // 4 and len(value.encode("utf-8")) > INLINE_LIMIT:
-            env[name + "_FILE"] = _write_value_file(ctx, name, value)
+        # As a file when the environment cannot hold it: too large, or holding a NUL byte
+        # (every command of the loop gets these, whether it reads them or not).
+        if "\0" in value or (
+            len(value) > INLINE_LIMIT // 4 and len(command_bytes(value)) > INLINE_LIMIT
+        ):
+            env[name + "_FILE"] = _write_value_file(ctx, name, command_bytes(value))
         else:
             env[name] = value
     return env
@@ -210,10 +223,10 @@ async def execute(
             cwd = str(ctx.workdir / to_text(interpolate(step.cwd, scope.lookup)))
         elif ctx.workdir != Path.cwd():
             cwd = str(ctx.workdir)
-        spec_stdin = None if stdin is None else to_text(stdin).encode()
+        spec_stdin = None if stdin is None else command_bytes(to_text(stdin))
     except RefError as error:
         return Outcome(None, ErrorInfo(error.code, str(error), path))
-    except UnicodeEncodeError as error:  # a lone surrogate: from JSON, or -i with bad UTF-8
+    except UnicodeEncodeError as error:  # a lone surrogate from a `\ud800` escape in JSON
         return Outcome(None, _not_text(path, error))
     output_file = ctx.tmpdir / f"output-{next(_counter)}"
     env["DRAWER_OUTPUT"] = str(output_file)
@@ -249,13 +262,22 @@ async def execute(
 
 
 def _not_text(path: str, error: ValueError) -> ErrorInfo:
-    """A value no command can receive: a NUL byte, or text that is not valid UTF-8."""
-    reason = (
-        "a NUL byte"
-        if isinstance(error, ValueError) and "null" in str(error)
-        else ("text that is not valid UTF-8")
-    )
-    message = f"{path} could not start: a value passed to it holds {reason} ({error})"
+    """A value no command can receive: a NUL byte in an argument or the environment, or a
+    lone surrogate (from a `\\ud800` escape in JSON), which stands for no bytes at all."""
+    if isinstance(error, UnicodeEncodeError):
+        code = ord(error.object[error.start])
+        reason = (
+            f"the lone surrogate U+{code:04X} (a \\u{code:04x} escape in JSON?), which is"
+            " not text: no bytes stand for it"
+        )
+    elif "null" in str(error):
+        reason = (
+            "a NUL byte, which an argument or environment variable cannot hold (stdin can:"
+            " pass the value as `stdin:`)"
+        )
+    else:
+        reason = f"what a command cannot receive ({error})"
+    message = f"{path} could not start: a value passed to it holds {reason}"
     return ErrorInfo("VALUE_NOT_TEXT", message, path)
 
 
