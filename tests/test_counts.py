@@ -257,3 +257,32 @@ def test_a_duration_reference_that_gives_a_list_is_an_expression_error(run_text:
         error = result.steps[step]["error"]
         assert error["code"] == "EXPR_ERROR"
         assert "must be a number of seconds or text like 30s, got [1]" in error["message"]
+
+
+def test_retry_delays_given_as_references_are_resolved_when_the_step_starts(
+    run_text: RunText,
+) -> None:
+    """An unresolved `${...}` reached the duration parser: exit 3 with the run left running."""
+    result = run_text(
+        """
+        inputs:
+          d: {default: 2s}
+          t: {type: array, default: [1]}
+        steps:
+          - id: a
+            run: "exit 1"
+            retry: {attempts: 2, delay: "${inputs.d}", max_delay: "${inputs.d}"}
+          - id: b
+            depends_on: []
+            run: "exit 1"
+            retry: {attempts: 2, delay: "${inputs.t}"}
+        """,
+        clock=trio.testing.MockClock(autojump_threshold=0),
+    )
+    [retrying] = [e for e in result.log.of(ev.StepRetrying) if e.path == "a"]
+    assert retrying.delay == 2.0
+    assert result.steps["a"]["attempts"] == 2
+    assert result.steps["a"]["error"]["code"] == "STEP_FAILED"
+    error = result.steps["b"]["error"]
+    assert error["code"] == "EXPR_ERROR"
+    assert "must be a number of seconds or text like 30s, got [1]" in error["message"]

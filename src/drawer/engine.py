@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import trio
 
@@ -209,6 +209,14 @@ def _retryable(error: ErrorInfo, policy: RetryPolicy) -> bool:
     return error.code in policy.on or error.root_cause().code in policy.on
 
 
+class _Retry(NamedTuple):
+    """A step's retry policy with its delays in seconds, references resolved."""
+
+    policy: RetryPolicy
+    delay: float
+    max_delay: float | None
+
+
 async def _attempts(
     ctx: RunContext,
     step: AnyStep,
@@ -216,19 +224,17 @@ async def _attempts(
     path: str,
     record: StepRecord,
     per_attempt: float | None,
+    retry: _Retry,
 ) -> Outcome:
-    policy = retry_policy(ctx, step)
+    policy, delay, max_delay = retry
     outcome: Outcome | None = None
-    delay = parse_duration(policy.delay)
     for attempt in range(1, policy.attempts + 1):
         record.attempts = attempt
         outcome = await _attempt(ctx, step, scope, path, outcome, per_attempt)
         error = outcome.error
         if error is None or attempt == policy.attempts or not _retryable(error, policy):
             return outcome
-        wait = delay
-        if policy.max_delay is not None:
-            wait = min(wait, parse_duration(policy.max_delay))
+        wait = delay if max_delay is None else min(delay, max_delay)
         if policy.jitter:
             wait *= random.uniform(0.5, 1.0)
         ctx.emit(ev.StepRetrying(path, attempt + 1, wait, error))
@@ -313,12 +319,20 @@ async def _run_guarded(
         if timeout_value is None and isinstance(step, RunStep | DrawerStep):
             timeout_value = ctx.loaded.model.defaults.timeout
         timeout = resolve_seconds(timeout_value, scope)
+        policy = retry_policy(ctx, step)
+        # Durations given as references are resolved once, when the step starts, as a
+        # timeout is: an unresolved `${...}` reached parse_duration and ended the run.
+        retry = _Retry(
+            policy,
+            resolve_seconds(policy.delay, scope) or 0.0,
+            resolve_seconds(policy.max_delay, scope),
+        )
     except (RefError, ValueError) as error:
         return Outcome(None, ErrorInfo(getattr(error, "code", "EXPR_ERROR"), str(error), path))
     if KINDS[step.kind].TIMEOUT_PER_ATTEMPT or timeout is None:
-        return await _attempts(ctx, step, scope, path, record, timeout)
+        return await _attempts(ctx, step, scope, path, record, timeout, retry)
     with trio.move_on_after(timeout) as cancel_scope:
-        return await _attempts(ctx, step, scope, path, record, None)
+        return await _attempts(ctx, step, scope, path, record, None, retry)
     assert cancel_scope.cancelled_caught
     message = f"{path} timed out after {timeout:g}s"
     return Outcome(ctx.partial.pop(path, None), ErrorInfo("TIMEOUT", message, path))
