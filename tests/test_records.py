@@ -175,3 +175,35 @@ def test_values_that_are_not_text_fail_their_own_step_not_the_run(tmp_path: Path
     shown = drawer_bytes(b"d.yaml", b"show", b"last", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr.decode(errors="replace")
     shown.stdout.decode("utf-8")
+
+
+def test_a_structured_item_holding_a_lone_surrogate_reaches_commands_as_valid_json(
+    tmp_path: Path,
+) -> None:
+    """`${item}` and DRAWER_ITEM of a mapping are JSON, and JSON with a lone surrogate inside
+    is written with a `\\uXXXX` escape: written raw it became a byte that is not UTF-8 (or
+    VALUE_NOT_TEXT, failing steps that never used that field)."""
+    (tmp_path / "items.jsonl").write_text(
+        '{"a": "\\udcff"}\n{"a": "ok", "b": "\\ud800"}\n', encoding="ascii"
+    )
+    check = "import json, os, sys; print(json.loads(os.environb[b'DRAWER_ITEM'].decode()) == " + (
+        "json.loads(sys.argv[1].encode().decode()))"
+    )
+    (tmp_path / "d.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            steps:
+              - id: l
+                kind: for_each
+                over: {{file: items.jsonl, format: jsonl}}
+                steps:
+                  - {{id: whole, run: [{json.dumps(sys.executable)}, -c, "{check}", "${{item}}"]}}
+                  - {{id: field, run: [echo, "${{item.a}}"]}}
+            """
+        )
+    )
+    result = drawer_bytes(b"d.yaml", b"run", b"--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    results = utf8_json(result.stdout)["steps"]["l"]["output"]["results"]
+    assert [r["steps"]["whole"]["output"]["stdout"] for r in results] == ["True", "True"]
+    assert [r["steps"]["field"]["output"]["stdout"] for r in results] == ["\ufffd", "ok"]

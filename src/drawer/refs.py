@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from drawer.records import json_text
+
 ROOT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 SEGMENT_RE = re.compile(r'\.([A-Za-z_][A-Za-z0-9_-]*|\d+)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]')
 
@@ -152,12 +154,13 @@ def has_refs(text: str) -> bool:
 def to_text(value: Any) -> str:
     """How a value reads as text (inside a longer string, or passed to a command: an argument,
     an environment variable, stdin): strings as they are, null as empty text (an unset
-    optional input is empty, as an unset shell variable is), the rest as compact JSON."""
+    optional input is empty, as an unset shell variable is), the rest as compact JSON that is
+    always valid UTF-8 (a lone surrogate inside is a `\\uXXXX` escape, as in every record)."""
     if isinstance(value, str):
         return value
     if value is None:
         return ""
-    return json.dumps(plain(value), separators=(",", ":"), ensure_ascii=False)
+    return json_text(plain(value))
 
 
 def plain(value: Any) -> Any:
