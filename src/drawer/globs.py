@@ -19,45 +19,41 @@ from pathlib import Path
 _MAGIC = re.compile(r"[*?\[]")
 
 
-def glob_files(pattern: str, root: Path, *, include_hidden: bool = False) -> list[str]:
+def glob_files(pattern: str, root: Path) -> list[str]:
     """The files (symlinks to files included) `pattern` matches under `root`, sorted, each
     once: relative to `root` as the pattern is, absolute when the pattern is. A wildcard
-    matches a name that starts with `.` only when its own part starts with `.`, or with
-    `include_hidden`."""
+    matches a name that starts with `.` only when its own part starts with `.` (`**` never
+    enters a hidden directory), as bash without dotglob: `./src/**` is `src/**`."""
     absolute = pattern.startswith("/")
     parts = [part for part in pattern.split("/") if part]
     start = "/" if absolute else ""
-    found = {
-        path
-        for path in _expand(start, parts, root, include_hidden)
-        if path and (root / path).is_file()
-    }
+    found = {path for path in _expand(start, parts, root) if path and (root / path).is_file()}
     return sorted(found)
 
 
-def _expand(prefix: str, parts: list[str], root: Path, hidden: bool) -> Iterator[str]:
+def _expand(prefix: str, parts: list[str], root: Path) -> Iterator[str]:
     """Every existing path that `prefix` followed by `parts` matches."""
     if not parts:
         yield prefix
         return
     part, rest = parts[0], parts[1:]
     if part == "**":  # last, it matches the files below too: `**/*`
-        for directory in _walk(prefix, root, hidden):
-            yield from _expand(directory, rest or ["*"], root, hidden)
+        for directory in _walk(prefix, root):
+            yield from _expand(directory, rest or ["*"], root)
         return
     if not _MAGIC.search(part):
         path = _join(prefix, part)
         if os.path.lexists(root / path if path else root):
-            yield from _expand(path, rest, root, hidden)
+            yield from _expand(path, rest, root)
         return
     matches = _compiled(part).match
-    show_hidden = hidden or part.startswith(".")
+    show_hidden = part.startswith(".")
     for name in sorted(_names(root / prefix if prefix else root)):
         if matches(name) and (show_hidden or not name.startswith(".")):
-            yield from _expand(_join(prefix, name), rest, root, hidden)
+            yield from _expand(_join(prefix, name), rest, root)
 
 
-def _walk(prefix: str, root: Path, hidden: bool) -> Iterator[str]:
+def _walk(prefix: str, root: Path) -> Iterator[str]:
     """`prefix` (when it is a directory) and every directory below it, not entering
     symlinks to directories."""
     if not (root / prefix if prefix else root).is_dir():
@@ -71,8 +67,7 @@ def _walk(prefix: str, root: Path, hidden: bool) -> Iterator[str]:
                 below = [
                     _join(directory, entry.name)
                     for entry in entries
-                    if (hidden or not entry.name.startswith("."))
-                    and entry.is_dir(follow_symlinks=False)
+                    if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False)
                 ]
         except OSError:  # not a directory, unreadable, or gone meanwhile
             continue

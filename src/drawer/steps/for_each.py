@@ -69,7 +69,7 @@ def open_items(ctx: RunContext, step: ForEachStep, scope: Scope) -> Items:
     over = step.over
     if isinstance(over, GlobSource):
         pattern = str(interpolate(over.glob, scope.lookup))
-        files = glob_files(pattern, ctx.workdir, include_hidden=pattern.startswith("."))
+        files = glob_files(pattern, ctx.workdir)
         return Items(len(files), files)
     if isinstance(over, FileSource):
         name = str(interpolate(over.file, scope.lookup))
