@@ -212,6 +212,27 @@ def test_iterations_that_never_start_are_skipped_saying_why(run_text: RunText) -
         }
         for index in (1, 2)
     ]
+    # Items waiting for their turn (a delay) when the loop stops say so too.
+    paced = run_text(
+        """
+        inputs:
+          m: {type: object, default: {}}
+        steps:
+          - id: fan
+            kind: for_each
+            over: [0, 1, 2]
+            parallelism: all
+            delay: 5s
+            steps:
+              - {id: check, kind: value, value: "${item == 0 ? inputs.m.x : item}"}
+        """,
+        clock=trio.testing.MockClock(autojump_threshold=0),
+    )
+    results = paced.steps["fan"]["output"]["results"]
+    assert [r["status"] for r in results] == ["failed", "skipped", "skipped"]
+    assert {r["error"]["message"].split(": ", 1)[1] for r in results[1:]} == {
+        "fan stopped after an item failed"
+    }
     timed_out = run_text(
         """
         execution: {timeout: 10s}

@@ -289,7 +289,7 @@ async def execute(
                 turn = True
             finally:
                 if not turn:  # cancelled while waiting for its turn: it never started
-                    output.record(unstarted(ctx, path, iteration))
+                    output.record(unstarted(ctx, path, iteration, policy.stopping))
             if policy.stopping:
                 output.record(unstarted(ctx, path, iteration, stopped=True))
                 return
