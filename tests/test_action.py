@@ -15,6 +15,7 @@ import sys
 import sysconfig
 import textwrap
 import time
+import tracemalloc
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -630,3 +631,20 @@ def test_the_container_entrypoint_runs_with_docker_input_variables(runner: Runne
     runner.write("greet.yaml", GREET)
     finished = run_action(runner, env, [sys.executable, *command[1:]])
     assert_greeted(finished, runner)
+
+
+def test_a_drawer_file_over_the_size_limit_is_not_parsed_by_the_glue(tmp_path: Path) -> None:
+    """The glue reads the file's inputs through the loader's one reader, which refuses a file
+    past 8 MiB before reading it: parsing 9 MiB of blank lines took about 400 MB."""
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"inputs: {a: {}}\nsteps: []\n" + b"\n" * (9 * 2**20))
+    small = tmp_path / "small.yaml"
+    small.write_bytes(b"inputs: {a: {}}\nsteps: []\n")
+    assert declared_inputs(str(small), []) == frozenset({"a"})
+    tracemalloc.start()
+    try:
+        assert declared_inputs(str(big), []) is None
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * 2**20

@@ -208,11 +208,12 @@ def declared_inputs(drawer: str, edits: Sequence[str]) -> frozenset[str] | None:
     path = locate_drawer(drawer)
     if path is None:
         return None
+    from drawer.loader import InvalidDrawer, read_drawer_text
     from drawer.source import ParseError, parse_document
 
     try:
-        data = parse_document(path.read_bytes().decode("utf-8"), str(path)).data
-    except (OSError, UnicodeDecodeError, ParseError):
+        data = parse_document(read_drawer_text(path), str(path)).data
+    except (OSError, InvalidDrawer, ParseError):
         return None
     declared = data.get("inputs", {}) if isinstance(data, dict) else None
     return frozenset(declared) if isinstance(declared, dict) else None

@@ -194,16 +194,12 @@ def graph(
 
 
 def read_text(path: Path) -> str:
-    from drawer.loader import size_problem
+    from drawer.loader import InvalidDrawer, read_drawer_text
 
-    with suppress(OSError):  # a file that cannot be read is reported by reading it
-        too_large = size_problem(path.stat().st_size)
-        if too_large is not None:
-            fail(f"{path}: {too_large.message}")
     try:
-        return path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as error:
-        fail(f"{path} is not UTF-8 text ({error.reason})")
+        return read_drawer_text(path)
+    except InvalidDrawer as error:
+        fail(f"{path}: {error.problems[0].message}")
 
 
 @app.command(name="set")

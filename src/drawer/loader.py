@@ -372,17 +372,23 @@ def load_text(text: str, path: Path, chain: tuple[Path, ...] = ()) -> LoadedDraw
 
 def load_drawer(path: Path, chain: tuple[Path, ...] = ()) -> LoadedDrawer:
     """Read and validate a drawer file from disk; `chain` holds the files calling it."""
+    return load_text(read_drawer_text(path), path, chain)
+
+
+def read_drawer_text(path: Path) -> str:
+    """A drawer file's text, for every reader (run, validate, `set`, the Action): refused
+    (InvalidDrawer) past MAX_FILE_BYTES before a byte is read, or when it is not UTF-8.
+    OSError when it cannot be read."""
     with suppress(OSError):  # a file that cannot be read is reported by reading it
         too_large = size_problem(path.stat().st_size)
         if too_large is not None:
             raise InvalidDrawer([too_large], None, path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:
         raise InvalidDrawer(
             [Problem(f"the file is not UTF-8 text ({error.reason})", None)], None, path
         ) from None
-    return load_text(text, path, chain)
 
 
 def iter_steps(model: Drawer) -> list[tuple[AnyStep, PathKey]]:
