@@ -158,20 +158,28 @@ def test_max_workers_auto_is_the_cpu_count(run_text: RunText) -> None:
 
 
 def test_max_processes_auto_is_the_cpu_count(run_text: RunText) -> None:
+    """Each command waits (5 s at most) until as many as there are CPUs have started: under
+    `auto` exactly that many ever run at once, never fewer (a limit of 1 would wait out every
+    deadline) nor more (all 8 would start)."""
+    wait = (
+        'touch "started.${item}"; i=0; '
+        f"while [ $(ls started.* | wc -l) -lt {cpu_count()} ] && [ $i -lt 100 ]; "
+        "do i=$((i+1)); sleep 0.05; done"
+    )
     result = run_text(
-        """
+        f"""
         execution:
           max_processes: auto
         steps:
           - id: each
             kind: for_each
-            over: {range: [8]}
+            over: {{range: [8]}}
             parallelism: all
-            steps: [{id: t, run: "true"}]
+            steps: [{{id: t, run: '{wait}'}}]
         """
     )
     assert result.document["status"] == "ok", result.document["error"]
-    assert 1 <= result.log.max_concurrent_commands() <= cpu_count()
+    assert result.log.max_concurrent_commands() == cpu_count()
 
 
 @pytest.mark.parametrize(
