@@ -187,10 +187,9 @@ class Switch(_Rule):
 
     def resolve(self, value: bool | str, lookup: Lookup) -> bool:
         resolved = _resolved(value, lookup)
-        if isinstance(resolved, str) and resolved.strip().lower() in ("true", "false"):
-            return resolved.strip().lower() == "true"
-        if isinstance(resolved, bool):
-            return resolved
+        answer = as_boolean(resolved)
+        if answer is not None:
+            return answer
         source = f" (from {value})" if isinstance(value, str) else ""
         raise RefError(
             f"{self.name} must be true or false, got {shown(resolved)}{source}", code="EXPR_ERROR"
@@ -201,6 +200,16 @@ class Switch(_Rule):
             "anyOf": [{"type": "boolean"}, {"type": "string", "pattern": REFERENCE_PATTERN}],
             "description": self.description,
         }
+
+
+def as_boolean(value: Any) -> bool | None:
+    """A resolved yes/no value (`execution.parallel`, `when`, `until`): a boolean, or the text
+    `true`/`false` in any case (environment variables are text); None for anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
 
 
 def cpu_count() -> int:

@@ -17,7 +17,14 @@ import trio
 
 from drawer import events as ev
 from drawer.context import Interrupt, Masker, Outcome, RunContext, Scope
-from drawer.counts import MAX_PROCESSES, MAX_WORKERS, PARALLEL, cpu_count, is_reference
+from drawer.counts import (
+    MAX_PROCESSES,
+    MAX_WORKERS,
+    PARALLEL,
+    as_boolean,
+    cpu_count,
+    is_reference,
+)
 from drawer.graph import dependencies, is_chain
 from drawer.loader import LoadedDrawer
 from drawer.model import (
@@ -179,11 +186,10 @@ def evaluate_condition(when: bool | str, scope: Scope) -> bool:
         from drawer.expr import evaluate
 
         value = evaluate(when, scope.lookup)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    if not isinstance(value, bool):
+    answer = as_boolean(value)
+    if answer is None:
         raise RefError(f"when must be true or false; {when} is {plain(value)!r}", code="EXPR_ERROR")
-    return value
+    return answer
 
 
 async def _attempt(
