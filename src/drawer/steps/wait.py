@@ -9,7 +9,7 @@ import trio
 
 from drawer import engine
 from drawer.context import Outcome, RunContext, Scope
-from drawer.model import WaitStep, parse_duration
+from drawer.model import WaitStep
 from drawer.records import ErrorInfo
 from drawer.refs import RefError, interpolate
 
@@ -36,10 +36,7 @@ def wait_seconds(step: WaitStep, scope: Scope) -> float:
     """How long this wait lasts, resolving a `${...}` duration or time when the step starts."""
     if step.until is not None:
         return seconds_until(interpolate(step.until, scope.lookup), time.time())
-    duration = engine.resolve_scheduling(step.duration, scope)
-    if isinstance(duration, bool) or not isinstance(duration, int | float | str):
-        raise ValueError(f"duration must be a number of seconds or text like 30s, got {duration!r}")
-    return parse_duration(duration)
+    return engine.resolve_seconds(step.duration, scope) or 0.0
 
 
 async def execute(
