@@ -74,6 +74,13 @@ def test_a_run_timeout_leaves_no_step_pending_at_any_depth(run_text: RunText) ->
     assert {path: r["status"] for path, r in found.items() if r["status"] not in FINAL} == {}
     steps = document["steps"]
     assert steps["slow"]["status"] == "cancelled"
+    # A step the timeout cut short says so, with the run's code (it said CANCELLED).
+    assert steps["slow"]["error"] == {
+        "code": "RUN_TIMEOUT",
+        "message": "slow was cut short: the run exceeded its timeout",
+        "step_path": "slow",
+        "cause": None,
+    }
     for never in ("after", "last"):
         assert steps[never]["status"] == "skipped"
         assert steps[never]["error"] == {

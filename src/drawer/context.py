@@ -111,16 +111,28 @@ class RunContext:
     def not_started(self, path: str, within: str) -> ErrorInfo:
         """Why a step of a cancelled list (`within` names the list) never started: the run's
         signal or timeout, else the enclosing step or iteration being cancelled."""
+        code, why = self._run_cancelled() or ("CANCELLED", f"{within or 'the run'} was cancelled")
+        return ErrorInfo(code, f"{path} never started: {why}", path)
+
+    def cut_short(self, path: str) -> ErrorInfo:
+        """Why a step that was running ended cancelled: the run's signal or timeout (its
+        code, RUN_TIMEOUT for the timeout, as for the steps it left unstarted), else an
+        enclosing step's cancellation."""
+        cause = self._run_cancelled()
+        if cause is None:
+            return ErrorInfo("CANCELLED", f"{path} was cancelled", path)
+        return ErrorInfo(cause[0], f"{path} was cut short: {cause[1]}", path)
+
+    def _run_cancelled(self) -> tuple[str, str] | None:
+        """The code and reason when the whole run is being cancelled, else None."""
         interrupt = self.interrupt
         if interrupt.reason is not None:
-            why, code = interrupt.reason, "CANCELLED"
-        elif interrupt.signal is not None:
-            why, code = f"the run was cancelled by signal {interrupt.signal}", "CANCELLED"
-        elif trio.current_time() >= self.deadline:
-            why, code = "the run exceeded its timeout", "RUN_TIMEOUT"
-        else:
-            why, code = f"{within or 'the run'} was cancelled", "CANCELLED"
-        return ErrorInfo(code, f"{path} never started: {why}", path)
+            return "CANCELLED", interrupt.reason
+        if interrupt.signal is not None:
+            return "CANCELLED", f"the run was cancelled by signal {interrupt.signal}"
+        if trio.current_time() >= self.deadline:
+            return "RUN_TIMEOUT", "the run exceeded its timeout"
+        return None
 
     @property
     def info(self) -> dict[str, dict[str, str]]:

@@ -296,11 +296,7 @@ async def run_step(
     finally:
         # Cancellation may arrive as Cancelled or inside an ExceptionGroup from a nursery.
         if record.status == RUNNING:
-            record.finish(
-                CANCELLED,
-                ctx.partial.pop(path, None),
-                ErrorInfo("CANCELLED", f"{path} was cancelled", path),
-            )
+            record.finish(CANCELLED, ctx.partial.pop(path, None), ctx.cut_short(path))
         if previous is not None:
             previous.skipped_again(path, record)
         ctx.emit(ev.StepFinished(path, step.kind, record, trio.current_time()))
