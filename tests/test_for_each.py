@@ -283,6 +283,40 @@ def test_sources_glob_file_and_range(run_text: RunText, tmp_path: Path) -> None:
     assert values("r") == ["0:2", "1:5", "2:8"]
 
 
+def test_a_file_is_split_into_lines_as_it_is_counted_and_as_output_lines_are(
+    run_text: RunText, tmp_path: Path
+) -> None:
+    # One rule (drawer.textlines) counts a file's items, reads them and splits a command's
+    # output.lines: split on \n only, a trailing \r dropped, a line of nothing but whitespace
+    # (NBSP and \x1c too) skipped, UTF-8 with replacement, a leading BOM dropped. A lone \r
+    # once made 3 items read from 2 counted (IndexError, exit 3); a blank NBSP line made 4
+    # counted from 2 read (total 4, 2 accounted for).
+    (tmp_path / "odd.txt").write_bytes(b"\xef\xbb\xbfa\rb\nc\r\n\xc2\xa0\n\x1c\n \t\nd\xff\n")
+    (tmp_path / "odd.jsonl").write_bytes(b'\xef\xbb\xbf{"n": 1}\r\n\xc2\xa0\n\x1c\n{"n":\r 2}\n')
+    result = run_text(
+        """
+        steps:
+          - id: f
+            kind: for_each
+            over: {file: odd.txt, format: lines}
+            steps: [{id: vf, kind: value, value: "${item}"}]
+          - id: j
+            kind: for_each
+            over: {file: odd.jsonl, format: jsonl}
+            steps: [{id: vj, kind: value, value: "${item.n}"}]
+          - id: out
+            run: [cat, odd.txt]
+        """
+    )
+    assert result.document["status"] == "ok"
+    for step, items in (("f", ["a\rb", "c", "d\ufffd"]), ("j", [1, 2])):
+        output = result.steps[step]["output"]
+        assert output["total"] == output["succeeded"] == len(items)
+        values = [r["steps"]["v" + step]["output"] for r in output["results"]]
+        assert values == items
+    assert result.steps["out"]["output"]["lines"] == ["a\rb", "c", "d\ufffd"]
+
+
 def test_collect_none_keeps_counts_only(run_text: RunText) -> None:
     result = run_text(
         """

@@ -21,6 +21,7 @@ from drawer.records import CANCELLED, FAILED, OK, RUNNING, SKIPPED, ErrorInfo, I
 from drawer.refs import RefError, interpolate, interpolate_deep, plain
 from drawer.steps.policy import FailurePolicy, Pacing, tolerance
 from drawer.steps.run import step_env
+from drawer.textlines import decode_text, file_lines
 
 TIMEOUT_PER_ATTEMPT = False
 STATUS_CODES = {OK: 1, FAILED: 2, CANCELLED: 3, SKIPPED: 4}
@@ -39,29 +40,22 @@ class NotAList(Exception):
 
 
 def _count_lines(path: Path, as_json: bool) -> int:
-    """Items in a lines/jsonl file; jsonl lines are checked here so a bad one stops the loop
-    before anything runs."""
+    """Items in a lines/jsonl file, by the rule `_read_lines` reads them with; jsonl lines are
+    checked here so a bad one stops the loop before anything runs."""
     count = 0
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                count += 1
-                if as_json:
-                    try:  # decoded as _read_lines will: UTF-8 with replacement
-                        json.loads(line.decode("utf-8", errors="replace"))
-                    except ValueError as error:
-                        raise NotAList(
-                            f"{path.name}:{number}: not a JSON value ({error})"
-                        ) from None
+    for number, text in file_lines(path):
+        count += 1
+        if as_json:
+            try:
+                json.loads(text)
+            except ValueError as error:
+                raise NotAList(f"{path.name}:{number}: not a JSON value ({error})") from None
     return count
 
 
 def _read_lines(path: Path, as_json: bool) -> Iterator[Any]:
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            text = line.rstrip("\r\n")
-            if text.strip():
-                yield json.loads(text) if as_json else text
+    for _number, text in file_lines(path):
+        yield json.loads(text) if as_json else text
 
 
 def open_items(ctx: RunContext, step: ForEachStep, scope: Scope) -> Items:
@@ -81,7 +75,7 @@ def open_items(ctx: RunContext, step: ForEachStep, scope: Scope) -> Items:
             )
         if over.format == "json":
             try:
-                data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+                data = json.loads(decode_text(path.read_bytes()))
             except ValueError as error:
                 raise NotAList(f"{name}: not JSON ({error})") from None
             if not isinstance(data, list):
