@@ -239,6 +239,20 @@ def test_a_reference_may_give_a_count_or_a_switch_as_text(
     assert serial.log.of(ev.LoopStarted)[0].parallelism == 1
 
 
+def test_a_reference_may_give_a_count_as_a_whole_float_and_only_that(run_text: RunText) -> None:
+    # A `type: number` input given 2 is 2.0; arithmetic on it too. 2.5 is still refused.
+    text = "inputs:\n  n: {type: number}\n" + textwrap.dedent(
+        LOOP.format(field="parallelism: ${inputs.n * 1.5}")
+    )
+    result = run_text(text, inputs=["n=2"])
+    assert result.document["status"] == "ok"
+    assert result.log.of(ev.LoopStarted)[0].parallelism == 3
+    refused = run_text(text, inputs=["n=1"])
+    error = refused.steps["each"]["error"]
+    assert error["code"] == "EXPR_ERROR"
+    assert "got 1.5" in error["message"]
+
+
 def test_references_are_checked_by_validate_like_any_other(tmp_path: Path) -> None:
     problem = _problem(tmp_path, EXECUTION, "max_workers: ${inputs.nope}")
     assert problem == '3:16 ${inputs.nope}: no input "nope"'

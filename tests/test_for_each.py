@@ -283,6 +283,90 @@ def test_sources_glob_file_and_range(run_text: RunText, tmp_path: Path) -> None:
     assert values("r") == ["0:2", "1:5", "2:8"]
 
 
+def test_a_file_is_split_into_lines_as_it_is_counted_and_as_output_lines_are(
+    run_text: RunText, tmp_path: Path
+) -> None:
+    # One rule (drawer.textlines) counts a file's items, reads them and splits a command's
+    # output.lines: split on \n only, a trailing \r dropped, a line of nothing but whitespace
+    # (NBSP and \x1c too) skipped, UTF-8 with replacement, a leading BOM dropped. A lone \r
+    # once made 3 items read from 2 counted (IndexError, exit 3); a blank NBSP line made 4
+    # counted from 2 read (total 4, 2 accounted for).
+    (tmp_path / "odd.txt").write_bytes(b"\xef\xbb\xbfa\rb\nc\r\n\xc2\xa0\n\x1c\n \t\nd\xff\n")
+    (tmp_path / "odd.jsonl").write_bytes(b'\xef\xbb\xbf{"n": 1}\r\n\xc2\xa0\n\x1c\n{"n":\r 2}\n')
+    result = run_text(
+        """
+        steps:
+          - id: f
+            kind: for_each
+            over: {file: odd.txt, format: lines}
+            steps: [{id: vf, kind: value, value: "${item}"}]
+          - id: j
+            kind: for_each
+            over: {file: odd.jsonl, format: jsonl}
+            steps: [{id: vj, kind: value, value: "${item.n}"}]
+          - id: out
+            run: [cat, odd.txt]
+        """
+    )
+    assert result.document["status"] == "ok"
+    for step, items in (("f", ["a\rb", "c", "d\ufffd"]), ("j", [1, 2])):
+        output = result.steps[step]["output"]
+        assert output["total"] == output["succeeded"] == len(items)
+        values = [r["steps"]["v" + step]["output"] for r in output["results"]]
+        assert values == items
+    assert result.steps["out"]["output"]["lines"] == ["a\rb", "c", "d\ufffd"]
+
+
+def test_a_file_that_changes_while_its_loop_reads_it_neither_crashes_nor_loses_items(
+    run_text: RunText, tmp_path: Path
+) -> None:
+    # A file is read lazily after it was counted. Lines appended since are no items (they
+    # once overflowed the count: IndexError, exit 3); a file cut short or a jsonl line no
+    # longer JSON fails the loop, every item it could not read skipped saying why (they were
+    # once left out: total 5000, a few hundred accounted for, status ok).
+    (tmp_path / "grow.txt").write_text("a\nb\nc\n")
+    many = "".join(f'{{"n": {n}}}\n' for n in range(5000))  # beyond one read buffer
+    (tmp_path / "cut.txt").write_text(many)
+    (tmp_path / "bad.jsonl").write_text(many)
+    result = run_text(
+        """
+        steps:
+          - id: grow
+            kind: for_each
+            over: {file: grow.txt}
+            steps: [{id: g, run: "echo more >> grow.txt"}]
+          - id: cut
+            kind: for_each
+            over: {file: cut.txt}
+            collect: none
+            on_failure: continue
+            steps: [{id: c, run: ": > cut.txt"}]
+          - id: bad
+            kind: for_each
+            over: {file: bad.jsonl, format: jsonl}
+            steps: [{id: b, run: "seq 5000 | sed s/^/oops/ > bad.jsonl"}]
+        """
+    )
+    grow = result.steps["grow"]
+    assert grow["status"] == "ok"
+    assert [r["item"] for r in grow["output"]["results"]] == ["a", "b", "c"]
+    cut = result.steps["cut"]
+    assert cut["status"] == "failed"
+    assert cut["error"]["code"] == "FOREACH_NOT_A_LIST"
+    assert "cut.txt ends after " in cut["error"]["message"]
+    assert "of the 5000 items it held when the loop started" in cut["error"]["message"]
+    counts = cut["output"]
+    assert counts["total"] == 5000 == counts["succeeded"] + counts["skipped"]
+    assert counts["skipped"] > 0
+    bad = result.steps["bad"]
+    assert bad["error"]["code"] == "FOREACH_NOT_A_LIST"
+    assert "is no longer a JSON value" in bad["error"]["message"]
+    results = bad["output"]["results"]
+    assert len(results) == 5000
+    assert {r["status"] for r in results} == {"ok", "skipped"}
+    assert results[-1]["error"]["message"].startswith("bad[4999] never started: bad.jsonl:")
+
+
 def test_collect_none_keeps_counts_only(run_text: RunText) -> None:
     result = run_text(
         """

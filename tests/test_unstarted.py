@@ -255,3 +255,36 @@ def test_iterations_that_never_start_are_skipped_saying_why(run_text: RunText) -
     results = timed_out.steps["fan"]["output"]["results"]
     assert [r["status"] for r in results] == ["cancelled", "skipped", "skipped"]
     assert [r["error"]["code"] for r in results[1:]] == ["RUN_TIMEOUT", "RUN_TIMEOUT"]
+
+
+def test_execution_settings_that_fail_leave_every_step_skipped_saying_why(tmp_path: Path) -> None:
+    # `max_workers: ${inputs.w}` given 0 fails the run before any step starts; its steps once
+    # ended as `"steps": {}`, with nothing in the store or the summary.
+    (tmp_path / "d.yaml").write_text(
+        textwrap.dedent(
+            """\
+            inputs:
+              w: {type: string, default: "2"}
+            execution: {max_workers: "${inputs.w}"}
+            steps:
+              - {id: a, run: 'true'}
+              - {id: b, depends_on: [], run: 'true'}
+            """
+        )
+    )
+    completed = run_cli(
+        "d.yaml", "run", "-i", "w=0", "--output", "doc.json", "--no-progress", cwd=tmp_path
+    )
+    assert completed.returncode == 1, completed.stderr
+    document = json.loads((tmp_path / "doc.json").read_text())
+    assert document["error"]["code"] == "EXPR_ERROR"
+    rows = _step_rows(tmp_path)
+    for step in ("a", "b"):
+        record = document["steps"][step]
+        assert record["status"] == "skipped"
+        assert record["error"]["code"] == "EXPR_ERROR"
+        assert record["error"]["message"].startswith(f"{step} never started: max_workers must be")
+        assert record["error"]["cause"] == document["error"]
+        assert rows[step][0] == "skipped"
+        assert json.loads(rows[step][1] or "{}")["code"] == "EXPR_ERROR"
+        assert re.search(rf"{step}\s*[│|]\s*skipped\s*[│|]", completed.stdout), completed.stdout

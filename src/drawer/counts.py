@@ -6,7 +6,8 @@ the scheduling fields a `${...}` reference resolved when the step (or the run) s
 the line), the JSON Schema is written from it, and the step kinds and the engine resolve a
 reference's value with it at run time (`EXPR_ERROR` when out of range). A boolean is never
 a count, although Python and pydantic's lax mode take `true` for 1. A reference may also
-give the count as text (`"4"`: environment variables and string inputs are text).
+give the count as text (`"4"`: environment variables and string inputs are text) or as a
+whole float (`2.0`: a `type: number` input, or arithmetic).
 
 `execution.parallel`, the one scheduling switch, follows the same pattern in `Switch`.
 """
@@ -119,6 +120,8 @@ class Count(_Rule):
                 return word
             if _INTEGER_TEXT.fullmatch(text):
                 number = int(text)
+        elif isinstance(resolved, float) and resolved.is_integer():
+            number = int(resolved)  # a `type: number` input, or arithmetic: 2.0 is 2
         count = self._count(number)
         if count is not None:
             return count

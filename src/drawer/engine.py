@@ -85,18 +85,32 @@ async def run_list(
             result = await _run_dag(ctx, steps, scope, prefix)
         return result
     finally:
-        for step in steps:
-            record = scope.records[step.id]
-            if record.status != PENDING:
-                continue
-            path = join_path(prefix, step.id)
+
+        def why(path: str) -> ErrorInfo:
             if result is not None and result.failed:
-                why = f"not run: {result.failed_step} failed"
-                error = ErrorInfo("DEPENDENCY_FAILED", why, path)
-            else:
-                error = ctx.not_started(path, prefix)
-            record.finish(SKIPPED, error=error)
-            ctx.emit(ev.StepFinished(path, step.kind, record, trio.current_time()))
+                return ErrorInfo("DEPENDENCY_FAILED", f"not run: {result.failed_step} failed", path)
+            return ctx.not_started(path, prefix)
+
+        close_unstarted(ctx, steps, scope, prefix, why)
+
+
+def close_unstarted(
+    ctx: RunContext,
+    steps: Sequence[AnyStep],
+    scope: Scope,
+    prefix: str,
+    why: Callable[[str], ErrorInfo],
+) -> None:
+    """The one place a step that never started gets its final status: every step of the list
+    still pending (or not yet recorded) ends `skipped`, its error `why(path)`, in its record
+    and, through StepFinished, in the store and the summary."""
+    for step in steps:
+        record = scope.records.setdefault(step.id, StepRecord())
+        if record.status != PENDING:
+            continue
+        path = join_path(prefix, step.id)
+        record.finish(SKIPPED, error=why(path))
+        ctx.emit(ev.StepFinished(path, step.kind, record, trio.current_time()))
 
 
 async def _run_chain(
@@ -428,6 +442,16 @@ async def execute_run(
         except (RefError, ValueError) as problem:
             status = FAILED
             error = ErrorInfo(getattr(problem, "code", "EXPR_ERROR"), str(problem), None)
+            cause = error
+            close_unstarted(
+                ctx,
+                loaded.model.steps,
+                scope,
+                "",
+                lambda path: ErrorInfo(
+                    cause.code, f"{path} never started: {cause.message}", path, cause
+                ),
+            )
         if error is None:
             status, error = await _run_top(
                 ctx, scope, run_timeout, cancel_scope or trio.CancelScope()

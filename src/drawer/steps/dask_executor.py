@@ -211,6 +211,9 @@ async def execute_on_dask(
         for index, item in loop.source:
             output.record(unstarted(ctx, path, IterationRecord(index, item), loop.stopping))
     del ctx.partial[path]
+    changed = for_each.source_changed(items, output, path)
+    if changed is not None:
+        return Outcome(output, changed)
     loop.matcher.finish()
     if output.counts[FAILED] > limit:
         return Outcome(output, _loop_error(path, output, loop.first_failure.iteration, limit))

@@ -21,6 +21,7 @@ from drawer.records import CANCELLED, FAILED, OK, RUNNING, SKIPPED, ErrorInfo, I
 from drawer.refs import RefError, interpolate, interpolate_deep, plain
 from drawer.steps.policy import FailurePolicy, Pacing, tolerance
 from drawer.steps.run import step_env
+from drawer.textlines import decode_text, file_lines
 
 TIMEOUT_PER_ATTEMPT = False
 STATUS_CODES = {OK: 1, FAILED: 2, CANCELLED: 3, SKIPPED: 4}
@@ -39,29 +40,17 @@ class NotAList(Exception):
 
 
 def _count_lines(path: Path, as_json: bool) -> int:
-    """Items in a lines/jsonl file; jsonl lines are checked here so a bad one stops the loop
-    before anything runs."""
+    """Items in a lines/jsonl file, by the rule `_read_lines` reads them with; jsonl lines are
+    checked here so a bad one stops the loop before anything runs."""
     count = 0
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                count += 1
-                if as_json:
-                    try:  # decoded as _read_lines will: UTF-8 with replacement
-                        json.loads(line.decode("utf-8", errors="replace"))
-                    except ValueError as error:
-                        raise NotAList(
-                            f"{path.name}:{number}: not a JSON value ({error})"
-                        ) from None
+    for number, text in file_lines(path):
+        count += 1
+        if as_json:
+            try:
+                json.loads(text)
+            except ValueError as error:
+                raise NotAList(f"{path.name}:{number}: not a JSON value ({error})") from None
     return count
-
-
-def _read_lines(path: Path, as_json: bool) -> Iterator[Any]:
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            text = line.rstrip("\r\n")
-            if text.strip():
-                yield json.loads(text) if as_json else text
 
 
 def open_items(ctx: RunContext, step: ForEachStep, scope: Scope) -> Items:
@@ -81,14 +70,15 @@ def open_items(ctx: RunContext, step: ForEachStep, scope: Scope) -> Items:
             )
         if over.format == "json":
             try:
-                data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+                data = json.loads(decode_text(path.read_bytes()))
             except ValueError as error:
                 raise NotAList(f"{name}: not JSON ({error})") from None
             if not isinstance(data, list):
                 raise NotAList(f"{path} holds a JSON {type(data).__name__}, not a list")
             return Items(len(data), data)
         as_json = over.format == "jsonl"
-        return Items(_count_lines(path, as_json), _LazyLines(path, as_json))
+        total = _count_lines(path, as_json)
+        return Items(total, _LazyLines(path, name, as_json, total))
     if isinstance(over, RangeSource):
         numbers = range(*over.range)
         return Items(len(numbers), numbers)
@@ -102,13 +92,51 @@ def open_items(ctx: RunContext, step: ForEachStep, scope: Scope) -> Items:
     return Items(len(values), values)
 
 
-@dataclass(frozen=True)
 class _LazyLines:
-    path: Path
-    as_json: bool
+    """A lines/jsonl file's items, read lazily as they were counted: never more than `total`
+    (lines added while the loop runs are no items). A file that lost lines or a jsonl line
+    that is no longer JSON since it was counted ends the reading, and `changed` says how."""
+
+    def __init__(self, path: Path, name: str, as_json: bool, total: int) -> None:
+        self.path = path
+        self.name = name
+        self.as_json = as_json
+        self.total = total
+        self.changed: str | None = None
 
     def __iter__(self) -> Iterator[Any]:
-        return _read_lines(self.path, self.as_json)
+        read = 0
+        for number, text in file_lines(self.path):
+            if read == self.total:
+                return
+            try:
+                value = json.loads(text) if self.as_json else text
+            except ValueError as error:
+                self.changed = f"{self.name}:{number} is no longer a JSON value ({error})"
+                break
+            read += 1
+            yield value
+        if read < self.total and self.changed is None:
+            self.changed = f"{self.name} ends after {read} of the {self.total} items it held"
+        if self.changed is not None:
+            self.changed += " when the loop started: it changed while the loop read it"
+
+
+def source_changed(items: Items, output: ForEachOutput, path: str) -> ErrorInfo | None:
+    """The loop's error when its file changed under it (FOREACH_NOT_A_LIST), the items it
+    could no longer read then skipped, saying why; None when it did not."""
+    values = items.values
+    if not isinstance(values, _LazyLines) or values.changed is None:
+        return None
+    error = ErrorInfo("FOREACH_NOT_A_LIST", values.changed, path)
+    for index, status in enumerate(output.statuses):
+        if not status:
+            here = f"{path}[{index}]"
+            never = ErrorInfo("FOREACH_NOT_A_LIST", f"{here} never started: {error.message}", here)
+            iteration = _closed(IterationRecord(index, None), SKIPPED)
+            iteration.error = never
+            output.record(iteration)
+    return error
 
 
 class ForEachOutput:
@@ -243,6 +271,9 @@ async def execute(
         # Only this shard's items, under their indices in the whole loop.
         shard.total = items.total
         pairs = [(index, item) for index, item in enumerate(items.values) if shard.holds(item)]
+        changed = source_changed(items, ForEachOutput(0, False), path)
+        if changed is not None:
+            return Outcome(None, changed)
         output: ForEachOutput = ShardOutput(items.total, step.collect == "all", len(pairs))
         source: Iterator[tuple[int, Any]] = iter(pairs)
         count = len(pairs)
@@ -320,6 +351,9 @@ async def execute(
         for index, item in source:
             output.record(unstarted(ctx, path, IterationRecord(index, item), stopped))
     del ctx.partial[path]
+    changed = source_changed(items, output, path)
+    if changed is not None:
+        return Outcome(output, changed)
     matcher.finish()
     if output.counts[FAILED] > limit:
         return Outcome(output, _loop_error(path, output, first_failure.iteration, limit))

@@ -29,6 +29,7 @@ from drawer.refs import (
     to_text,
 )
 from drawer.shell import ShellTemplate, compile_shell, render_shell
+from drawer.textlines import decode_text, text_lines
 
 TIMEOUT_PER_ATTEMPT = True
 INLINE_LIMIT = 64 * 1024
@@ -162,9 +163,7 @@ def parse_output_file(text: str) -> dict[str, str]:
 
 
 def decode(data: bytes) -> str:
-    text = data.decode("utf-8", errors="replace")
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = decode_text(data)
     if text.endswith("\n"):
         text = text[:-1]
     return text
@@ -180,8 +179,7 @@ def command_output(
     lines: list[str] | None = None
     parsed: Any = None
     if result.stdout_complete:
-        lines = [line.removesuffix("\r") for line in stdout.split("\n")]
-        lines = [line for line in lines if line.strip()]
+        lines = text_lines(stdout)
         stripped = stdout.strip()
         if (
             stripped[:1] in ("{", "[", '"')
