@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import io
 import re
 from collections import Counter
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+import drawer.paths
 from drawer import events as ev
 from drawer.report import LiveReporter, PlainReporter, print_summary
 from tests.conftest import RunText, run_cli
@@ -202,6 +204,22 @@ def test_verbose_prints_each_lifecycle_line_once(tmp_path: Path) -> None:
         assert f"> {path} started" in lifecycle
         assert f"✓ {path} ok" in lifecycle
     assert "> tries#0.probe started" in lifecycle
+
+
+def test_without_verbose_the_steps_inside_iterations_are_not_listed(tmp_path: Path) -> None:
+    """A repeat's tries are iterations as a for_each's items are: their steps' lines are for
+    --verbose (the plain reporter knew `[` but not `#`, and listed every try's steps)."""
+    (tmp_path / "d.yaml").write_text(EVERY_KIND, encoding="utf-8")
+    done = run_cli("d.yaml", "run", "--no-store", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    stamp = re.compile(r"^\d\d:\d\d:\d\d [>✓] (\S+)")
+    listed = [m.group(1) for line in done.stdout.splitlines() if (m := stamp.match(line))]
+    assert "tries" in listed and "each" in listed
+    assert [path for path in listed if "[" in path or "#" in path] == []
+
+
+def test_paths_doctests() -> None:
+    assert doctest.testmod(drawer.paths).failed == 0
 
 
 def test_the_summary_shows_the_stderr_of_a_failing_step_inside_a_sub_drawer(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from drawer.loader import load_text
-from drawer.model import definition_path
+from drawer.paths import definition_path
 from drawer.resume import changed_steps, definitions
 from drawer.store import DATABASE, MIGRATIONS, SCHEMA_VERSION, open_store
 from tests.conftest import is_alive, run_cli, until

@@ -18,6 +18,7 @@ import trio
 
 from drawer.engine import RunOptions, execute_run
 from drawer.inputs import resolve_inputs
+from drawer.paths import parent
 from drawer.store import (
     DATABASE,
     SCHEMA_VERSION,
@@ -25,7 +26,6 @@ from drawer.store import (
     RunRecorder,
     item_identity,
     open_store,
-    parent_path,
 )
 from tests.conftest import load, run_cli
 
@@ -64,11 +64,11 @@ def test_item_identity_is_canonical_json_hash_and_occurrence() -> None:
 
 
 def test_parent_paths() -> None:
-    assert parent_path("lint[3].ruff") == "lint[3]"
-    assert parent_path("lint[3]") == "lint"
-    assert parent_path("tries#2.probe") == "tries#2"
-    assert parent_path("block.b1") == "block"
-    assert parent_path("lint") is None
+    assert parent("lint[3].ruff") == "lint[3]"
+    assert parent("lint[3]") == "lint"
+    assert parent("tries#2.probe") == "tries#2"
+    assert parent("block.b1") == "block"
+    assert parent("lint") is None
 
 
 def test_a_loop_is_recorded_step_by_step_with_logs(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from drawer import paths
 from drawer.graph import dependencies
 from drawer.model import (
     AnyStep,
@@ -25,9 +26,6 @@ from drawer.model import (
     RepeatStep,
     SwitchStep,
     child_lists,
-)
-from drawer.model import (
-    definition_path as model_definition_path,
 )
 from drawer.records import CANCELLED, FAILED, OK, SKIPPED
 
@@ -52,7 +50,6 @@ def worse(status: str, known: str | None) -> bool:
 
 
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_]")
-_ITERATION_RECORD = re.compile(r"(?:\[\d+\]|#\d+)$")
 _MERMAID_ESCAPES = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;"}
 
 Edge = tuple["Box", "Box"]
@@ -218,9 +215,9 @@ def build_diagram(model: Drawer) -> Diagram:
 
 def definition_path(step_path: str) -> str | None:
     """`lint[3].ruff` -> `lint.ruff`; None for an iteration's own record (`lint[3]`)."""
-    if _ITERATION_RECORD.search(step_path):
+    if paths.is_iteration(step_path):
         return None
-    return model_definition_path(step_path)
+    return paths.definition_path(step_path)
 
 
 def _mermaid_text(text: str) -> str:

@@ -21,7 +21,8 @@ from typing import Any, TextIO
 from drawer import events as ev
 from drawer.diagram import worse
 from drawer.loader import LoadedDrawer
-from drawer.model import AnyStep, child_lists, definition_path
+from drawer.model import AnyStep, child_lists
+from drawer.paths import definition_path, in_iteration
 from drawer.records import CANCELLED, FAILED, OK, SKIPPED
 from drawer.report import PlainReporter, items_text
 
@@ -264,7 +265,7 @@ def _line_of(definition: str, lines: dict[str, int]) -> int | None:
 
 
 def _describe(failures: Failures) -> str:
-    if "[" in failures.first_path or "#" in failures.first_path:
+    if in_iteration(failures.first_path):
         plural = "" if failures.count == 1 else "s"
         times = f"in {failures.count} iteration{plural}"
     else:

@@ -50,15 +50,6 @@ CEL_RESERVED = frozenset(
 )  # fmt: skip
 
 
-_ITERATION_MARK = re.compile(r"\[\d+\]|#\d+")
-
-
-def definition_path(path: str) -> str:
-    """A step path without its iteration numbers: `lint[3].ruff` -> `lint.ruff`, the path
-    of the step's definition in the file."""
-    return _ITERATION_MARK.sub("", path) if ("[" in path or "#" in path) else path
-
-
 def parse_duration(value: float | int | str) -> float:
     """Seconds in a duration: a number of seconds or `500ms`, `30s`, `5m`, `1h`."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):

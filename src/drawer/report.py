@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from drawer import events as ev
+from drawer.paths import in_iteration
 from drawer.records import FAILED, recorded
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow", "cancelled": "magenta"}
@@ -131,7 +132,7 @@ class PlainReporter:
                 # One path, one lifecycle: the iteration's end line is left out for this one.
                 del self.started[event.path]
                 self.told.add(event.path)
-            if self.verbose or "[" not in event.path:
+            if self.verbose or not in_iteration(event.path):
                 record = event.record
                 mark = STATUS_MARK.get(record.status, "?")
                 error = (
@@ -149,7 +150,7 @@ class PlainReporter:
         elif isinstance(event, ev.StepStarted):
             if event.path in self.started:
                 return  # an iteration that is this very step: its start line is shown
-            if self.verbose or "[" not in event.path:
+            if self.verbose or not in_iteration(event.path):
                 self.line(f"> {event.path} started")
         elif isinstance(event, ev.StepRetrying):
             self.line(
@@ -240,7 +241,7 @@ class LiveReporter:
             self.running[event.path] = time.monotonic()
         elif isinstance(event, ev.StepFinished):
             self.running.pop(event.path, None)
-            if "[" not in event.path:
+            if not in_iteration(event.path):
                 record = event.record
                 style = STATUS_STYLE.get(record.status, "white")
                 self.console.print(

@@ -28,8 +28,8 @@ from drawer.model import (
     ParallelStep,
     SwitchStep,
     child_lists,
-    definition_path,
 )
+from drawer.paths import definition_path
 from drawer.records import OK, SKIPPED, StepRecord, json_text
 
 SCHEDULING_FIELDS = frozenset(

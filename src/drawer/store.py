@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import socket
 import sqlite3
 import threading
@@ -28,6 +27,7 @@ import trio
 
 from drawer import events as ev
 from drawer.context import Masker
+from drawer.paths import parent
 from drawer.records import (
     document_problem,
     escape_surrogates,
@@ -42,7 +42,6 @@ SCHEMA_VERSION = 2
 DEFAULT_DIR = ".drawer"
 DATABASE = "drawer.db"
 BUSY_TIMEOUT_MS = 10_000
-_PARENT = re.compile(r"^(.+?)(?:\[\d+\]|#\d+|\.[^.\[\]#]+)$")
 FLUSH_ROWS = 2_000
 """Rows buffered before they are written without waiting for a loop slot."""
 THREAD_BELOW = 64
@@ -88,12 +87,6 @@ def item_hash(item: Any) -> str:
 def item_identity(item: Any, occurrence: int) -> str:
     """An iteration's identity across runs: its item's hash and its rank among equal items."""
     return f"{item_hash(item)}#{occurrence}"
-
-
-def parent_path(path: str) -> str | None:
-    """`lint[3].ruff` -> `lint[3]` -> `lint` -> None; `tries#2` -> `tries`."""
-    match = _PARENT.match(path)
-    return match.group(1) if match else None
 
 
 def log_name(path: str) -> str:
@@ -464,7 +457,7 @@ class RunRecorder:
             self.add(
                 _COPY_SUBTREE,
                 {"run": self.run_id, "new": path, "old": old, "length": len(old),
-                 "parent": parent_path(path), "from_run": run_id},
+                 "parent": parent(path), "from_run": run_id},
             )  # fmt: skip
             return
         output = recorded(record.output)
@@ -480,7 +473,7 @@ class RunRecorder:
         error = self.masker.error(record.error)
         self.add(
             _UPSERT_STEP,
-            (self.run_id, path, parent_path(path), event.kind, record.attempts, record.status,
+            (self.run_id, path, parent(path), event.kind, record.attempts, record.status,
              record.started_at, record.ended_at, self.exit_codes.pop(path, None), _json(output),
              _json(error.as_json()) if error else None, self.log_paths.pop(path, None)),
         )  # fmt: skip
@@ -790,7 +783,7 @@ def import_document(connection: sqlite3.Connection, document: Any, drawer_path: 
                 output = {key: value for key, value in output.items() if key != "results"}
             error = record.get("error")
             rows.append(
-                (run_id, path, parent_path(path), kind, record.get("attempts") or 1,
+                (run_id, path, parent(path), kind, record.get("attempts") or 1,
                  record.get("status") or "failed", from_rfc3339(record.get("started_at")),
                  from_rfc3339(record.get("ended_at")), _json(output),
                  _json(error) if error else None)

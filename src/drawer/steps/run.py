@@ -17,6 +17,7 @@ import trio
 from drawer import events as ev
 from drawer.context import Outcome, RunContext, Scope
 from drawer.model import RunStep
+from drawer.paths import in_iteration
 from drawer.procs import CommandResult, CommandSpec, run_command
 from drawer.records import CommandOutput, ErrorInfo
 from drawer.refs import (
@@ -250,7 +251,7 @@ async def execute(
     if os.path.exists(output_file):
         values = parse_output_file(output_file.read_text(encoding="utf-8", errors="replace"))
         output_file.unlink()
-    keep = KEEP_TEXT_IN_LOOP if "[" in path or "#" in path else KEEP_TEXT  # iteration records
+    keep = KEEP_TEXT_IN_LOOP if in_iteration(path) else KEEP_TEXT  # iteration records
     output = command_output(result, values, keep, ctx)
     if result.not_found:
         return Outcome(output, ErrorInfo("COMMAND_NOT_FOUND", result.error or "not found", path))
