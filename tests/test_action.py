@@ -14,7 +14,6 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
-import time
 import tracemalloc
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from drawer.action import (
     read_results,
     write_step_outputs,
 )
+from tests.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
@@ -303,10 +303,7 @@ def test_a_signal_is_passed_on_to_drawer(runner: Runner, signum: int, code: int)
         stdout=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not (runner.workspace / "started").exists():
-            assert time.monotonic() < deadline and process.poll() is None, "the step never started"
-            time.sleep(0.02)
+        wait_for((runner.workspace / "started").exists, "the step to start", process, 30)
         process.send_signal(signum)
         assert process.wait(timeout=20) == code
     finally:

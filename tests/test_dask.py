@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,15 @@ from drawer.events import EventLog
 from drawer.inputs import resolve_inputs
 from drawer.loader import InvalidDrawer, LoadedDrawer
 from drawer.steps.dask_executor import PROCESSES_VARIABLE
-from tests.conftest import RunResult, is_alive, load, run_cli, run_loaded, wait_for_async
+from tests.conftest import (
+    RunResult,
+    is_alive,
+    load,
+    run_cli,
+    run_loaded,
+    wait_for,
+    wait_for_async,
+)
 
 TIMINGS = {"started_at", "ended_at", "duration", "run_id"}
 
@@ -331,19 +338,10 @@ def test_ctrl_c_reaches_worker_processes_yet_no_command_outlives_drawer(tmp_path
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "pid-0").exists():
-            assert time.monotonic() < deadline and drawer.poll() is None
-            time.sleep(0.01)
+        wait_for((tmp_path / "pid-0").exists, "the first item to start", drawer, 60)
         os.killpg(drawer.pid, signal.SIGINT)
         stdout, stderr = drawer.communicate(timeout=60)
-        while True:  # the worker processes end with drawer
-            try:
-                os.killpg(drawer.pid, 0)
-            except ProcessLookupError:
-                break
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_for(lambda: not group_alive(drawer.pid), "the worker processes to end with drawer")
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(drawer.pid, signal.SIGKILL)  # only if something above went wrong
@@ -491,3 +489,12 @@ def test_resume_takes_over_ok_items_and_reruns_the_failed_on_the_cluster(tmp_pat
     assert calls(tmp_path) == Counter({"3": 1, "6": 1})
     loop = json.loads(resumed.stdout)["steps"]["each"]
     assert [r["status"] for r in loop["output"]["results"]] == ["ok"] * 8
+
+
+def group_alive(group: int) -> bool:
+    """Whether any process of the process group is left."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True

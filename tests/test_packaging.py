@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import sysconfig
-import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from tests.conftest import is_alive
+from tests.conftest import is_alive, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -302,11 +301,12 @@ def test_sigterm_to_the_process_group_stops_drawer_and_its_commands(tmp_path: Pa
     )
     try:
         started = tmp_path / "started"
-        deadline = time.monotonic() + 30
-        while not (started.exists() and started.read_text().strip()):
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for(
+            lambda: started.exists() and started.read_text().strip() != "",
+            "the command to start",
+            process,
+            30,
+        )
         sleeper = int(started.read_text())
         os.killpg(process.pid, signal.SIGTERM)
         assert process.wait(timeout=15) == 128 + signal.SIGTERM

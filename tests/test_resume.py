@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from drawer.loader import load_text
 from drawer.paths import definition_path
 from drawer.resume import changed_steps, definitions
 from drawer.store import DATABASE, MIGRATIONS, SCHEMA_VERSION, open_store
-from tests.conftest import is_alive, run_cli, until
+from tests.conftest import is_alive, run_cli, until, wait_for
 
 
 def write(path: Path, text: str) -> Path:
@@ -65,17 +64,12 @@ def test_a_killed_loop_resumes_where_it_stopped(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     log = tmp_path / "calls.txt"
-    deadline = time.monotonic() + 60
-    while not (log.exists() and len(log.read_text().split()) >= 25):
-        assert time.monotonic() < deadline and drawer.poll() is None
-        time.sleep(0.01)
+    wait_for(lambda: log.exists() and len(log.read_text().split()) >= 25, "25 items", drawer, 60)
     drawer.send_signal(signal.SIGKILL)
     drawer.wait()
     # The commands running at the kill were orphaned, not killed: let them end.
     pids = [int(pid) for pid in (tmp_path / "pids.txt").read_text().split()]
-    while any(is_alive(pid) for pid in pids):
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_for(lambda: not any(is_alive(pid) for pid in pids), "the orphaned commands to end")
     first = calls(tmp_path)
     assert 25 <= sum(first.values()) < 50
 
@@ -498,10 +492,7 @@ def test_a_run_still_in_progress_is_not_resumed(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "started").exists():
-            assert time.monotonic() < deadline and drawer.poll() is None
-            time.sleep(0.01)
+        wait_for((tmp_path / "started").exists, "the command to start", drawer, 60)
         result = run_cli("d.yaml", "run", "--resume", "last", cwd=tmp_path)
         assert result.returncode == 2 and "is still running" in result.stderr
         history = json.loads(run_cli("d.yaml", "history", "--json", cwd=tmp_path).stdout)

@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import trio.testing
 
 from drawer import events as ev
-from tests.conftest import RunText, run_cli
+from tests.conftest import RunText, run_cli, wait_for
 
 FINAL = {"ok", "failed", "skipped", "cancelled"}
 
@@ -174,10 +173,7 @@ def test_sigint_leaves_every_step_final_in_document_store_and_summary(tmp_path: 
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 30
-    while not (tmp_path / "started").exists():
-        assert time.monotonic() < deadline, "the command never started"
-        time.sleep(0.02)
+    wait_for((tmp_path / "started").exists, "the command to start", process, 30)
     process.send_signal(signal.SIGINT)
     stdout, _ = process.communicate(timeout=30)
     assert process.returncode == 130
