@@ -218,6 +218,21 @@ def test_without_verbose_the_steps_inside_iterations_are_not_listed(tmp_path: Pa
     assert [path for path in listed if "[" in path or "#" in path] == []
 
 
+def test_a_loop_of_one_is_counted_in_the_singular() -> None:
+    stream = io.StringIO()
+    reporter = PlainReporter(stream)
+    reporter(ev.LoopStarted("each", 1, 1))
+    reporter(ev.LoopStarted("tries", 1, 1, "iterations at most"))
+    reporter(ev.LoopStarted("block", 1, 1, "branches"))
+    reporter(ev.LoopStarted("many", 3, 2))
+    assert [line[9:] for line in stream.getvalue().splitlines()] == [
+        "  each: 1 item, 1 at a time",
+        "  tries: 1 iteration at most, 1 at a time",
+        "  block: 1 branch, 1 at a time",
+        "  many: 3 items, 2 at a time",
+    ]
+
+
 def test_paths_doctests() -> None:
     assert doctest.testmod(drawer.paths).failed == 0
 

@@ -20,6 +20,8 @@ from drawer import events as ev
 from drawer.paths import in_iteration
 from drawer.records import FAILED, recorded
 
+SINGULAR = {"items": "item", "branches": "branch", "iterations at most": "iteration at most"}
+"""A loop's unit for a total of one ("1 item", not "1 items")."""
 STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow", "cancelled": "magenta"}
 STATUS_MARK = {"ok": "✓", "failed": "✗", "skipped": "-", "cancelled": "!"}
 PROGRESS_EVERY = 5.0
@@ -159,7 +161,8 @@ class PlainReporter:
             )
         elif isinstance(event, ev.LoopStarted):
             self.loops[event.path] = LoopCounts(event.total)
-            self.line(f"  {event.path}: {event.total} {event.unit}, {event.parallelism} at a time")
+            unit = SINGULAR.get(event.unit, event.unit) if event.total == 1 else event.unit
+            self.line(f"  {event.path}: {event.total} {unit}, {event.parallelism} at a time")
         elif isinstance(event, ev.IterationStarted | ev.IterationFinished):
             self.iteration(event)
 
