@@ -701,6 +701,7 @@ def _execute(
 
     from drawer.context import Interrupt
     from drawer.engine import RunOptions, execute_run
+    from drawer.loader import iter_steps
     from drawer.report import (
         DisplayStream,
         HiddenFailures,
@@ -725,7 +726,10 @@ def _execute(
     console = Console(file=text_stream)
     live = stream.isatty() and not no_progress and not quiet and not verbose
     hidden = HiddenFailures()
-    listeners = [*listeners, hidden]
+    # Only a sub-drawer's failures are hidden from the run document: without a `drawer` step
+    # the listener would be called for every event of the run for nothing.
+    if any(step.kind == "drawer" for step, _ in iter_steps(loaded.model)):
+        listeners = [*listeners, hidden]
     live_reporter = LiveReporter(console) if live else None
     github = None
     if os.environ.get("GITHUB_ACTIONS") == "true" and live_reporter is None:

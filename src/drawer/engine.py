@@ -338,10 +338,14 @@ async def _run_guarded(
         policy = retry_policy(ctx, step)
         # Durations given as references are resolved once, when the step starts, as a
         # timeout is: an unresolved `${...}` reached parse_duration and ended the run.
-        retry = _Retry(
-            policy,
-            resolve_seconds(policy.delay, scope) or 0.0,
-            resolve_seconds(policy.max_delay, scope),
+        retry = (
+            _Retry(
+                policy,
+                resolve_seconds(policy.delay, scope) or 0.0,
+                resolve_seconds(policy.max_delay, scope),
+            )
+            if policy.attempts > 1
+            else _Retry(policy, 0.0, None)  # one attempt never waits (and the loop's hot path)
         )
     except (RefError, ValueError) as error:
         return Outcome(None, ErrorInfo(getattr(error, "code", "EXPR_ERROR"), str(error), path))
