@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,15 +52,17 @@ def _resolved(value: Any, lookup: Lookup) -> Any:
     return value
 
 
-class _Rule:
+class _Rule(ABC):
     """A pydantic annotation: `Annotated[int | str, RULE]` validates with `RULE.check` (one
     clear message, no lax coercion) and documents the field with `RULE.json_schema()`."""
 
+    @abstractmethod
     def check(self, value: Any) -> Any:
-        raise NotImplementedError
+        """The value as written when the field accepts it; ValueError otherwise."""
 
+    @abstractmethod
     def json_schema(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The field's JSON Schema."""
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
