@@ -363,3 +363,9 @@ def test_drawer_schema_prints_the_committed_schema() -> None:
     assert printed.stdout == (ROOT / "schema" / "drawer.schema.json").read_text()
     extra = run_cli("schema", "extra", cwd=ROOT)
     assert extra.returncode == 2 and "takes no arguments" in extra.stderr
+
+
+def test_every_step_kind_has_its_model() -> None:
+    from drawer.model import STEP_KINDS, STEP_MODELS
+
+    assert tuple(STEP_MODELS) == STEP_KINDS

@@ -67,10 +67,9 @@ def _owner_model(loc: tuple[int | str, ...]) -> type[Any] | None:
 
     tags = [part for part in loc[:-1] if isinstance(part, str) and part.startswith("<")]
     names: dict[str, type[Any]] = {
-        "<run>": m.RunStep, "<for_each>": m.ForEachStep, "<value>": m.ValueStep,
-        "<parallel>": m.ParallelStep, "<repeat>": m.RepeatStep, "<switch>": m.SwitchStep,
-        "<drawer>": m.DrawerStep, "<wait>": m.WaitStep, "<group>": m.BranchGroup,
-        "<glob>": m.GlobSource, "<file>": m.FileSource, "<range>": m.RangeSource,
+        **{f"<{kind}>": model for kind, model in m.STEP_MODELS.items()},
+        "<group>": m.BranchGroup, "<glob>": m.GlobSource, "<file>": m.FileSource,
+        "<range>": m.RangeSource,
     }  # fmt: skip
     if tags and tags[-1] in names and loc[-2] == tags[-1]:
         return names[tags[-1]]
@@ -97,11 +96,7 @@ def _key_hint(key: str, owner: type[Any] | None) -> str | None:
     guess = suggest(key, _model_fields(owner))
     if guess is not None:
         return f'did you mean "{guess}"?'
-    kinds = {
-        "run": m.RunStep, "for_each": m.ForEachStep, "parallel": m.ParallelStep,
-        "repeat": m.RepeatStep, "switch": m.SwitchStep, "drawer": m.DrawerStep,
-        "value": m.ValueStep, "wait": m.WaitStep,
-    }  # fmt: skip
+    kinds = m.STEP_MODELS
     this = next((kind for kind, model in kinds.items() if model is owner), None)
     if this is None:
         return None

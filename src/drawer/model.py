@@ -354,6 +354,12 @@ Branch = Annotated[
 for _model in (ForEachStep, BranchGroup, ParallelStep, RepeatStep, SwitchCase, SwitchStep):
     _model.model_rebuild()
 
+STEP_MODELS: dict[str, type[StepBase]] = {
+    "run": RunStep, "for_each": ForEachStep, "parallel": ParallelStep, "repeat": RepeatStep,
+    "switch": SwitchStep, "drawer": DrawerStep, "value": ValueStep, "wait": WaitStep,
+}  # fmt: skip
+"""The model of each step kind, in STEP_KINDS order."""
+
 
 class Drawer(Model):
     schema_: str | None = Field(default=None, alias="$schema")
