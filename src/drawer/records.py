@@ -23,6 +23,7 @@ ERROR_CODES = (
 
 
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def json_text(
@@ -36,9 +37,12 @@ def json_text(
     output drawer writes. A lone surrogate (an undecodable byte of a file name, an `-i` value
     or the environment, or a `\\ud800` escape in JSON read by a step) is written as a
     `\\uXXXX` escape, which reads back as the same string; everything else as it is."""
-    text = json.dumps(
-        value, ensure_ascii=False, indent=indent, sort_keys=sort_keys, separators=separators
-    )
+    if indent is None and not sort_keys and separators == (",", ":"):
+        text = _compact(value)  # the store's hot path: one encoder, made once
+    else:
+        text = json.dumps(
+            value, ensure_ascii=False, indent=indent, sort_keys=sort_keys, separators=separators
+        )
     return escape_surrogates(text)
 
 

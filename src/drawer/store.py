@@ -30,7 +30,6 @@ from drawer.context import Masker
 from drawer.paths import parent
 from drawer.records import (
     document_problem,
-    escape_surrogates,
     from_rfc3339,
     json_text,
     recorded,
@@ -66,7 +65,7 @@ _SCALARS = (str, int, bool, type(None))
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no spaces, UTF-8, integral floats as integers: equal data, equal bytes."""
     if type(value) in _SCALARS:
-        return _json(value).encode("utf-8")
+        return json_text(value).encode("utf-8")
     return json_text(_integral(value), sort_keys=True).encode("utf-8")
 
 
@@ -414,7 +413,7 @@ class RunRecorder:
         if record is not None:
             started = record.started_at
             if record.error is not None:
-                error = _json(self.masker.error(record.error).as_json())  # type: ignore[union-attr]
+                error = json_text(self.masker.error(record.error).as_json())  # type: ignore[union-attr]
             if event.keyed:
                 item = canonical_json(record.item).decode("utf-8")
                 if self.masker:
@@ -443,8 +442,8 @@ class RunRecorder:
             " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
             (event.run_id, _sql_text(str(facts.drawer_path)), facts.content_hash,
              _sql_text(event.name),
-             _json(facts.inputs), _json(facts.edits), time.time(), facts.resumed_from,
-             _json(facts.definitions), os.getpid(), socket.gethostname()),
+             json_text(facts.inputs), json_text(facts.edits), time.time(), facts.resumed_from,
+             json_text(facts.definitions), os.getpid(), socket.gethostname()),
         )  # fmt: skip
 
     def step_finished(self, event: ev.StepFinished) -> None:
@@ -474,8 +473,8 @@ class RunRecorder:
         self.add(
             _UPSERT_STEP,
             (self.run_id, path, parent(path), event.kind, record.attempts, record.status,
-             record.started_at, record.ended_at, self.exit_codes.pop(path, None), _json(output),
-             _json(error.as_json()) if error else None, self.log_paths.pop(path, None)),
+             record.started_at, record.ended_at, self.exit_codes.pop(path, None), json_text(output),
+             json_text(error.as_json()) if error else None, self.log_paths.pop(path, None)),
         )  # fmt: skip
 
     def run_finished(self, document: dict[str, Any]) -> None:
@@ -484,11 +483,11 @@ class RunRecorder:
         # After a failure to record, the run's row still gets its end and its document, so
         # that it is not left `running`: `show` reads the document; resume runs again what
         # the missing rows would have reused.
-        text = _json(document)
+        text = json_text(document)
         with self.writing:
             self.connection.execute(
                 "UPDATE runs SET status = ?, ended_at = ?, error = ?, document = ? WHERE id = ?",
-                (document["status"], time.time(), _json(document["error"]), text, self.run_id),
+                (document["status"], time.time(), json_text(document["error"]), text, self.run_id),
             )
 
     def log(self, path: str) -> IO[str]:
@@ -505,13 +504,6 @@ class RunRecorder:
         for handle in self.logs.values():
             handle.close()
         self.logs.clear()
-
-
-_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def _json(value: Any) -> str:
-    return escape_surrogates(_compact(value))
 
 
 def _sql_text(text: str) -> str:
@@ -775,7 +767,7 @@ def import_document(connection: sqlite3.Connection, document: Any, drawer_path: 
                         iterations.append(
                             (run_id, here, path, entry["index"],
                              hashlib.sha256(text).hexdigest(), text.decode("utf-8"),
-                             entry.get("status"), _json(entry.get("error"))
+                             entry.get("status"), json_text(entry.get("error"))
                              if entry.get("error") else None)
                         )  # fmt: skip
                         if isinstance(entry.get("steps"), dict):
@@ -785,8 +777,8 @@ def import_document(connection: sqlite3.Connection, document: Any, drawer_path: 
             rows.append(
                 (run_id, path, parent(path), kind, record.get("attempts") or 1,
                  record.get("status") or "failed", from_rfc3339(record.get("started_at")),
-                 from_rfc3339(record.get("ended_at")), _json(output),
-                 _json(error) if error else None)
+                 from_rfc3339(record.get("ended_at")), json_text(output),
+                 json_text(error) if error else None)
             )  # fmt: skip
 
     add(document["steps"], "")
@@ -798,12 +790,12 @@ def import_document(connection: sqlite3.Connection, document: Any, drawer_path: 
             " started_at, ended_at, error, resumed_from, document, definitions)"
             " VALUES (?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, _sql_text(str(drawer_path)), _sql_text(str(document.get("name") or "")),
-             _json(document.get("inputs") or {}), _json(document.get("edits") or []),
+             json_text(document.get("inputs") or {}), json_text(document.get("edits") or []),
              str(document.get("status") or "failed"),
              from_rfc3339(document.get("started_at")) or 0.0,
              from_rfc3339(document.get("ended_at")),
-             _json(error) if error else None, document.get("resumed_from"), _json(document),
-             _json(document["definitions"]) if "definitions" in document else None),
+             json_text(error) if error else None, document.get("resumed_from"), json_text(document),
+             json_text(document["definitions"]) if "definitions" in document else None),
         )  # fmt: skip
         connection.executemany(
             "INSERT OR REPLACE INTO steps (run_id, path, parent_path, kind, attempt, status,"
