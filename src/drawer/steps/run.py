@@ -132,10 +132,9 @@ def _command_env(ctx: RunContext, step: RunStep, scope: Scope) -> dict[str, str]
     for name, value in scope.loop_env().items():
         # As a file when the environment cannot hold it: too large, or holding a NUL byte
         # (every command of the loop gets these, whether it reads them or not).
-        if "\0" in value or (
-            len(value) > INLINE_LIMIT // 4 and len(command_bytes(value)) > INLINE_LIMIT
-        ):
-            env[name + "_FILE"] = _write_value_file(ctx, name, command_bytes(value))
+        data = command_bytes(value) if len(value) > INLINE_LIMIT // 4 else None
+        if "\0" in value or (data is not None and len(data) > INLINE_LIMIT):
+            env[name + "_FILE"] = _write_value_file(ctx, name, data or command_bytes(value))
         else:
             env[name] = value
     return env
