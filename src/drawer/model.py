@@ -39,6 +39,8 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
+DASK_INSTALL = 'pip install "drawer[dask]"'
+"""What `executor: dask` needs installed (validate and the executor both say it)."""
 STEP_KINDS = ("run", "for_each", "parallel", "repeat", "switch", "drawer", "value", "wait")
 RESERVED_IDS = frozenset({"inputs", "env", "steps", "run", "drawer"})
 CEL_RESERVED = frozenset(

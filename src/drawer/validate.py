@@ -15,6 +15,7 @@ from drawer.graph import ancestors, dependencies, find_cycle, is_chain
 from drawer.inputs import InputError, check_type, env_name
 from drawer.model import (
     CEL_RESERVED,
+    DASK_INSTALL,
     RESERVED_IDS,
     AnyStep,
     Drawer,
@@ -39,7 +40,6 @@ SHELL_OPERATORS = (":-", ":=", ":+", ":?", "##", "%%", "//", "^^", ",,")
 # Keys whose strings are not references (structure, or the body checked in its own scope).
 NOT_TEMPLATES = frozenset({"id", "kind", "depends_on", "name", "steps", "as", "index_as"})
 STRUCTURE = NOT_TEMPLATES | {"run", "until", "branches", "cases", "default", "drawer"}
-DASK_INSTALL = 'pip install "drawer[dask]"'
 
 
 def dask_installed() -> bool:

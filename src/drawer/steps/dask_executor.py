@@ -93,7 +93,7 @@ from drawer import events as ev
 from drawer.context import Masker, Outcome, RunContext, Scope
 from drawer.counts import PARALLELISM
 from drawer.loader import LoadedDrawer, iter_steps, load_text
-from drawer.model import DaskOptions, ForEachStep
+from drawer.model import DASK_INSTALL, DaskOptions, ForEachStep
 from drawer.records import CANCELLED, FAILED, OK, ErrorInfo, IterationRecord, StepRecord
 from drawer.refs import plain
 from drawer.steps import for_each
@@ -109,7 +109,6 @@ from drawer.steps.for_each import (
     unstarted,
 )
 from drawer.steps.policy import FailurePolicy
-from drawer.validate import DASK_INSTALL
 
 if TYPE_CHECKING:
     from distributed import Client, Future, LocalCluster
