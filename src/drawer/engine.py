@@ -120,6 +120,8 @@ async def _run_chain(
         path = join_path(prefix, step.id)
         record = scope.records[step.id]
         after = (join_path(prefix, steps[index - 1].id),) if index else ()
+        if index:
+            await durable(ctx)  # the step before is on disk before this one starts
         await run_step(ctx, step, scope, path, record, after)
         if record.status == FAILED and step.on_failure == "stop":
             return ListResult(True, record.error, path)
@@ -158,11 +160,25 @@ async def _run_dag(
             done_id = await receive.receive()
             running -= 1
             finished.add(done_id)
+            await durable(ctx)  # on disk before a step that depends on it starts
             done_step = next(step for step in steps if step.id == done_id)
             record = scope.records[done_id]
             if record.status == FAILED and done_step.on_failure == "stop" and not failed_step:
                 failure, failed_step = record.error, join_path(prefix, done_id)
     return ListResult(bool(failed_step), failure, failed_step)
+
+
+async def durable(ctx: RunContext) -> None:
+    """Wait until every step and iteration finished so far is committed to the store.
+
+    Called before anything that depends on a finished step starts (the next step of a chain,
+    a DAG step whose dependencies are done, the next try of a repeat; a loop slot before its
+    next item), so that a `kill -9` loses nothing a resume could reuse. The last step of a
+    list needs no call of its own: its parent's is the next. Steps ending in the same
+    scheduler round share one transaction (RunRecorder.commit).
+    """
+    if ctx.commit is not None:
+        await ctx.commit()
 
 
 def retry_policy(ctx: RunContext, step: AnyStep) -> RetryPolicy:

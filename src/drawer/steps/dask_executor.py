@@ -420,8 +420,7 @@ class _DaskLoop:
                 if not self.in_flight:
                     break
                 await self.take_result(await receive.receive())
-                if self.ctx.commit is not None:
-                    await self.ctx.commit()
+                await engine.durable(self.ctx)
                 await self.check_policy()
         except BaseException:
             await self.wind_down(session, receive)
@@ -511,8 +510,7 @@ class _DaskLoop:
             if iteration.status in STATUS_CODES:
                 self.output.record(iteration)
             self.matcher.done(index, old_index, self.step)
-        if self.ctx.commit is not None:
-            await self.ctx.commit()
+        await engine.durable(self.ctx)
         if iteration.status == FAILED:
             self.first_failure.add(iteration)
             await self.check_policy()

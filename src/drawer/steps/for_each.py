@@ -292,7 +292,6 @@ async def execute(
     policy = FailurePolicy(step.on_item_failure, limit, stop_scope)
     first_failure = _FirstFailure()
     matcher = _Matcher(ctx, path, count)
-    commit = ctx.commit
     ctx.emit(ev.LoopStarted(path, count, workers))
 
     async def worker() -> None:
@@ -331,8 +330,7 @@ async def execute(
                     output.record(iteration)
                 if matched is not None:
                     matcher.done(index, matched, step)
-            if commit is not None:
-                await commit()
+            await engine.durable(ctx)
             if iteration.status == FAILED:
                 first_failure.add(iteration)
                 policy.failures_now(output.counts[FAILED])

@@ -81,6 +81,7 @@ async def run_branch(
             output.passed.add(branch.id)
         finished = CANCELLED if status == RUNNING else status
         ctx.emit(ev.IterationFinished(path, index, finished, trio.current_time(), branch_path))
+    await engine.durable(ctx)  # as a loop slot does: a branch that ended is on disk
     return failure
 
 

@@ -157,6 +157,7 @@ async def execute(
                     satisfied = await run_iteration(ctx, step, scope, path, iteration, env)
                 finally:
                     del in_flight[index]
+            await engine.durable(ctx)  # as a loop slot does, before its next iteration
             if satisfied or (iteration.status == FAILED and step.on_item_failure == "stop"):
                 end_at(index, satisfied)
 
