@@ -293,7 +293,10 @@ def test_a_secret_input_never_shows(runner: Runner, github_mode: bool) -> None:
     assert SECRET not in (runner.workspace / finished.outputs["results"]).read_text()
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(
+    ("signum", "code"),
+    [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129), (signal.SIGQUIT, 131)],
+)
 def test_a_signal_is_passed_on_to_drawer(runner: Runner, signum: int, code: int) -> None:
     runner.write("wait.yaml", "steps:\n  - id: wait\n    run: touch started; sleep 30\n")
     process = subprocess.Popen(

@@ -218,7 +218,10 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert version.returncode == 0 and version.stdout.startswith("drawer ")
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(
+    ("signum", "code"),
+    [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129), (signal.SIGQUIT, 131)],
+)
 def test_signal_cancels_the_run_and_leaves_no_child(tmp_path: Path, signum: int, code: int) -> None:
     (tmp_path / "d.yaml").write_text(
         textwrap.dedent("""\

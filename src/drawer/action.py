@@ -25,10 +25,10 @@ from typing import Any
 
 from drawer.inputs import env_name
 from drawer.records import json_text
+from drawer.signals import CANCELLING
 
 EXIT_USAGE = 2
 ACTION_INPUTS = ("drawer", "inputs", "set", "args", "summary")
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 RESULTS_DIR = Path(".drawer") / "results"
 
 
@@ -273,8 +273,8 @@ def drawer_environment(environ: Mapping[str, str], action: ActionInputs) -> dict
 
 
 def run_drawer(command: list[str], env: Mapping[str, str]) -> int:
-    """Run drawer with this process's stdout and stderr; SIGINT and SIGTERM are passed on to
-    it (in its own process group, so a signal sent to the whole group reaches it once).
+    """Run drawer with this process's stdout and stderr; the signals that cancel a run are
+    passed on to it (in its own process group, so a signal sent to the whole group reaches it once).
     Returns its exit code, 128+N when signal N ended it."""
     process: subprocess.Popen[bytes] | None = None
     pending: list[int] = []
@@ -285,7 +285,7 @@ def run_drawer(command: list[str], env: Mapping[str, str]) -> int:
         else:
             process.send_signal(signum)
 
-    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
+    previous = {signum: signal.signal(signum, forward) for signum in CANCELLING}
     try:
         sys.stdout.flush()
         process = subprocess.Popen(

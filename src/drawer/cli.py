@@ -21,7 +21,6 @@ import typer
 from drawer import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
-EXIT_SIGNAL: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 VERBS = ("run", "validate", "graph", "set", "get", "unset", "history", "show", "logs", "plan")
 COMMANDS = ("merge", "schema", "help")
 
@@ -316,7 +315,7 @@ def run(
         typer.Option("--shard", metavar="I/N", help="run only shard I of N of the sharded loop"),
     ] = None,
 ) -> None:
-    """Run the drawer; exit 0 when it succeeded, 1 when it failed, 130/143 on a signal."""
+    """Run the drawer; exit 0 when it succeeded, 1 when it failed, 128+N on signal N."""
     from drawer.resume import definitions
 
     earlier = None
@@ -375,7 +374,9 @@ def run(
         sys.stderr.write(f"drawer: warning: {recorder.failure}\n")
     if output is not None:
         _write_atomic(output, _document_text(document, pretty=False))
-    if lost is not None:
+    from drawer.signals import CANCELLING, exit_code
+
+    if lost is not None and signum not in CANCELLING:
         _exit_display_lost(lost)
     if as_json:
         from drawer.report import DisplayStream
@@ -387,7 +388,7 @@ def run(
             _exit_display_lost(out.lost)
     status = document["status"]
     if status == "cancelled":
-        raise SystemExit(EXIT_SIGNAL.get(signum or signal.SIGINT, 130))
+        raise SystemExit(exit_code(signum))
     raise SystemExit(EXIT_OK if status == "ok" else EXIT_FAILED)
 
 
@@ -709,6 +710,7 @@ def _execute(
         PlainReporter,
         print_summary,
     )
+    from drawer.signals import CANCELLING, KILL_NOW
 
     interrupt = Interrupt()
     kill_now = trio.Event()
@@ -746,12 +748,14 @@ def _execute(
         async with trio.open_nursery() as nursery:
 
             async def watch_signals() -> None:
-                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                with trio.open_signal_receiver(*CANCELLING) as signals:
                     async for signum in signals:
-                        if interrupt.signal is None:
-                            interrupt.signal = signum
+                        if interrupt.signal in (None, signal.SIGPIPE):
+                            # A hangup closes the terminal, and a write may have failed first:
+                            # the signal is still what ended the run.
+                            interrupt.signal, interrupt.reason = signum, None
                             cancel_scope.cancel()
-                        elif signum == signal.SIGINT:
+                        elif signum in KILL_NOW:
                             kill_now.set()
 
             nursery.start_soon(watch_signals)
