@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import trio
 
 from drawer import events as ev
+from drawer import procs
 from drawer.context import Interrupt, Masker, Outcome, RunContext, Scope
 from drawer.counts import (
     MAX_PROCESSES,
@@ -434,7 +435,10 @@ async def execute_run(
     workdir = options.workdir or Path.cwd()
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix="drawer-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="drawer-") as tmp,
+        procs.supervise(tmp, options.grace),
+    ):
         ctx = RunContext(
             loaded=loaded,
             run_id=run_id,

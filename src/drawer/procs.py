@@ -23,7 +23,7 @@ import select
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import trio
@@ -86,6 +86,290 @@ class _Buffer:
 
     def value(self) -> bytes:
         return bytes(self.data if self.complete else self.data[-_TAIL:])
+
+
+# Supervision: escapers, orphans and the watchdog -------------------------------------------
+
+TRACKING = "DRAWER_TRACKING_ID"
+"""Every command's environment has TRACKING=PREFIX+N, N its own number: a command's
+descendants inherit it, so that a process that left the command's group (setsid, a daemon)
+is still known as the command's (GitHub's runner tags processes with RUNNER_TRACKING_ID)."""
+_PR_SET_CHILD_SUBREAPER = 36
+_RANGE_SCAN = 512
+"""Beyond this many pids allocated since a command started, scan all of /proc instead."""
+_SETTLE_SECONDS = 1.0
+_FIRST_RESWEEP = 0.01
+
+
+def _stat(pid: int) -> tuple[bytes, int, int, int] | None:
+    """(state, ppid, pgid, sid) of a process or thread, from /proc; None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            fields = file.read().rsplit(b")", 1)[1].split()
+        return fields[0], int(fields[1]), int(fields[2]), int(fields[3])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class _Supervisor:
+    """What one drawer process started, and what it has to end besides its commands' groups.
+
+    During a run drawer is a child subreaper (Linux): a process whose parent exits is given
+    to drawer instead of to init. So a command's descendant that escaped its process group
+    (`setsid`, a daemon's double fork) becomes drawer's child when its parent exits, and is
+    found, known by its TRACKING variable (or by holding the command's output pipe), and
+    ended with the command: when the command ends, times out or is cancelled. Whatever is
+    still adopted at the end of the run is ended then. The watchdog (watchdog.py) does the
+    same for every group and tagged process after drawer's own death.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.sid = os.getsid(0)
+        import secrets
+
+        inherited = os.environ.get(TRACKING)
+        self.prefix = f"{inherited or secrets.token_hex(4)}/{self.pid}."
+        self.numbers = iter(range(1, sys.maxsize))
+        self.live: set[int] = set()
+        """Children started here and not reaped yet (commands' leaders, the watchdog)."""
+        self.doomed: set[int] = set()
+        """Adopted processes signalled and not reaped yet."""
+        self.depth = 0
+        self.subreaper = False
+        self.watchdog_fd = -1
+        self.watchdog_pid = 0
+        self.unsent = b""
+        self.children_file = f"/proc/{self.pid}/task/{self.pid}/children"
+        self.has_children_file = os.path.exists(self.children_file)
+        self.has_proc = os.path.isdir(f"/proc/{self.pid}")
+
+    # the run -----------------------------------------------------------------------------
+
+    def begin(self, directory: str, grace: float) -> None:
+        self.depth += 1
+        if self.depth == 1 and sys.platform == "linux":
+            self.subreaper = _set_subreaper(True)
+        if self.watchdog_fd < 0 and self.watchdog_pid == 0:
+            self._start_watchdog(grace)
+        self.send(b"d " + os.fsencode(directory).hex().encode() + b"\n")
+
+    def end(self, directory: str) -> None:
+        self.depth -= 1
+        self.send(b"u " + os.fsencode(directory).hex().encode() + b"\n")
+        if self.depth == 0:
+            self.end_adopted(None, signal.SIGKILL, None)
+            self.reap_doomed(block=True)
+            if self.subreaper:
+                self.subreaper = not _set_subreaper(False)
+
+    # commands ----------------------------------------------------------------------------
+
+    def tag(self) -> str:
+        return f"{self.prefix}{next(self.numbers)}"
+
+    def started(self, pid: int) -> None:
+        self.live.add(pid)
+        self.send(b"g %d\n" % pid)
+
+    def reaped(self, pid: int) -> None:
+        self.live.discard(pid)
+        self.send(b"e %d\n" % pid)
+
+    def end_adopted(
+        self,
+        tag: str | None,
+        signum: int,
+        since: int | None,
+        pipes: Callable[[], set[int]] | None = None,
+    ) -> set[int]:
+        """Signal the processes drawer adopted that belong to the command tagged `tag` (all of
+        them when None); reap those that have exited. `since` is the command leader's pid
+        (every descendant's pid is larger, modulo wrapping). Returns the pids it signalled."""
+        if not self.subreaper:
+            return set()
+        needle = None if tag is None else f"\0{TRACKING}={tag}\0".encode()
+        signalled: set[int] = set()
+        for pid in self._candidates(since):
+            if pid in self.live:
+                continue
+            stat = _stat(pid)
+            if stat is None:
+                continue
+            state, ppid, pgid, sid = stat
+            if ppid != self.pid or sid == self.sid:
+                continue  # not adopted, or not from a command (commands lead new sessions)
+            if state in (b"Z", b"X"):
+                self._reap(pid)
+                continue
+            if needle is not None and not _belongs(pid, needle, pipes):
+                continue
+            with contextlib.suppress(OSError):
+                if pgid == pid:
+                    os.killpg(pid, signum)
+                os.kill(pid, signum)
+            self.doomed.add(pid)
+            signalled.add(pid)
+        self.reap_doomed(block=False)
+        return signalled
+
+    def reap_doomed(self, *, block: bool) -> None:
+        """Reap the adopted processes signalled so far; with block, wait (up to a second)."""
+        deadline = None
+        for pid in list(self.doomed):
+            while not self._reap(pid) and block:
+                import time
+
+                deadline = deadline or time.monotonic() + _SETTLE_SECONDS
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.001)
+
+    def _reap(self, pid: int) -> bool:
+        """Reap an adopted child if it has exited; True when it is gone."""
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid  # not a child (a thread's id), or already reaped
+        if done:
+            self.doomed.discard(pid)
+        return bool(done)
+
+    def _candidates(self, since: int | None) -> list[int]:
+        if self.has_children_file:
+            try:
+                with open(self.children_file, "rb") as file:
+                    return [int(pid) for pid in file.read().split()]
+            except OSError:
+                pass
+        if since is not None:
+            try:
+                with open("/proc/sys/kernel/ns_last_pid", "rb") as file:
+                    last = int(file.read())
+            except (OSError, ValueError):
+                last = -1
+            if since <= last <= since + _RANGE_SCAN:
+                return list(range(since + 1, last + 1))
+        try:
+            return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+        except OSError:
+            return []
+
+    # the watchdog ------------------------------------------------------------------------
+
+    def _start_watchdog(self, grace: float) -> None:
+        from drawer import watchdog
+
+        read, write = os.pipe()  # both close-on-exec: no command inherits either end
+        try:
+            self.watchdog_pid = os.posix_spawn(
+                sys.executable,
+                [sys.executable, "-I", "-S", watchdog.__file__, self.prefix, f"{grace:g}"],
+                {},
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, read, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+                ],
+                setsid=True,
+                setsigdef=_DEFAULT_SIGNALS,
+            )
+        except OSError:
+            os.close(write)
+            self.watchdog_pid = -1  # runs go on without it; not tried again
+            return
+        finally:
+            os.close(read)
+        os.set_blocking(write, False)
+        self.watchdog_fd = write
+        self.live.add(self.watchdog_pid)
+        import atexit
+
+        atexit.register(self.stop_watchdog)
+
+    def send(self, line: bytes) -> None:
+        """Tell the watchdog a fact; never blocks (what does not fit waits for the next)."""
+        if self.watchdog_fd < 0:
+            return
+        data = self.unsent + line if self.unsent else line
+        try:
+            written = os.write(self.watchdog_fd, data)
+        except BlockingIOError:
+            written = 0
+        except OSError:  # the watchdog is gone: go on without it
+            os.close(self.watchdog_fd)
+            self.watchdog_fd, self.unsent = -1, b""
+            return
+        self.unsent = data[written:]
+
+    def stop_watchdog(self) -> None:
+        """At drawer's normal exit: tell the watchdog there is nothing to do and reap it."""
+        if self.watchdog_fd < 0 or os.getpid() != self.pid:
+            return
+        os.set_blocking(self.watchdog_fd, True)
+        with contextlib.suppress(OSError):
+            os.write(self.watchdog_fd, self.unsent + b"q\n")
+        os.close(self.watchdog_fd)
+        self.watchdog_fd = -1
+        self.doomed.add(self.watchdog_pid)
+        self.reap_doomed(block=True)
+        self.live.discard(self.watchdog_pid)
+
+
+def _belongs(pid: int, needle: bytes, pipes: Callable[[], set[int]] | None) -> bool:
+    """Whether process `pid` carries the command's tag, or holds one of its output pipes."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as file:
+            if needle in b"\0" + file.read():
+                return True
+    except OSError:
+        pass
+    if pipes is None:
+        return False
+    held = {f"pipe:[{inode}]" for inode in pipes()}
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in held:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def _set_subreaper(on: bool) -> bool:
+    """PR_SET_CHILD_SUBREAPER (Linux 3.4); False when it could not be set."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+_supervisors: dict[int, _Supervisor] = {}
+
+
+def _supervisor() -> _Supervisor:
+    """This process's supervisor (a new one in a forked or spawned child)."""
+    pid = os.getpid()
+    supervisor = _supervisors.get(pid)
+    if supervisor is None:
+        supervisor = _supervisors[pid] = _Supervisor()
+    return supervisor
+
+
+@contextlib.contextmanager
+def supervise(directory: str, grace: float = 5.0) -> Iterator[None]:
+    """Around a run: drawer adopts what its commands orphan, ends it with them and at the
+    end; the watchdog removes `directory` and ends every command if drawer dies."""
+    supervisor = _supervisor()
+    supervisor.begin(directory, grace)
+    try:
+        yield
+    finally:
+        supervisor.end(directory)
 
 
 @functools.cache
@@ -177,6 +461,10 @@ class _Child:
     def __init__(self, spec: CommandSpec) -> None:
         self.exit_code: int | None = None
         self.leader_exited = False
+        self.supervisor = _supervisor()
+        self.tag = self.supervisor.tag()
+        self.env = {**spec.env, TRACKING: self.tag}
+        self.resweep = _FIRST_RESWEEP
         self.stdin_fd = -1
         self.stdin_data = memoryview(spec.stdin or b"")
         self.stdout = _Buffer(_OUTPUT_LIMIT)
@@ -195,6 +483,7 @@ class _Child:
                 in_read, self.stdin_fd = os.pipe()
                 child_ends.append(in_read)
             self.pid, self.popen = self._start(spec, in_read, out_write, err_write)
+            self.supervisor.started(self.pid)
         except BaseException:
             self.close()
             raise
@@ -219,12 +508,15 @@ class _Child:
         leader exits; otherwise the leader is left a zombie, which keeps its pgid reserved.
         """
         while self.streams or not self.leader_exited:
-            for fd in await self._ready():
+            for fd in await self._ready_or_resweep(kill_on_exit):
                 if fd == _LEADER:
                     self.leader_exited = True
                     if kill_on_exit:
                         self._signal_group(signal.SIGKILL)
                         self._reap()
+                        await self._settle()
+                    else:  # terminating: what it orphaned gets the SIGTERM too
+                        self._end_adopted(signal.SIGTERM)
                 elif fd == self.stdin_fd:
                     self._write_stdin()
                 else:
@@ -237,6 +529,7 @@ class _Child:
         if self.exit_code is not None:
             return  # already reaped, and the rest of its group killed
         self._signal_group(signal.SIGTERM)
+        self._end_adopted(signal.SIGTERM)
         try:
             with trio.move_on_after(grace):
                 if kill_now is None:
@@ -251,6 +544,48 @@ class _Child:
             if not self.leader_exited:
                 await self._leader_exit()
             self._reap()
+            await self._settle()
+
+    async def _ready_or_resweep(self, kill_on_exit: bool) -> list[int]:
+        """_ready; but once the leader has exited, the pipes may be held open only by what
+        escaped its group: then that is looked for again at growing intervals and ended."""
+        if not (self.leader_exited and self.supervisor.subreaper):
+            return await self._ready()
+        with trio.move_on_after(self.resweep):
+            return await self._ready()
+        self.resweep = min(self.resweep * 2, 1.0)
+        self._end_adopted(signal.SIGKILL if kill_on_exit else signal.SIGTERM)
+        return []
+
+    def _end_adopted(self, signum: int) -> set[int]:
+        return self.supervisor.end_adopted(self.tag, signum, self.pid, self._pipes)
+
+    def _pipes(self) -> set[int]:
+        return {os.fstat(fd).st_ino for fd in self.streams}
+
+    async def _settle(self) -> None:
+        """After the leader is reaped and its group killed: end what escaped the group, until
+        the group is gone (its members' orphans are adopted as they die) and what was ended
+        is reaped, so that none of it is left when the next step starts; a second at most.
+        """
+        supervisor = self.supervisor
+        if not supervisor.subreaper:
+            return
+        delay = 0.001
+        deadline = trio.current_time() + _SETTLE_SECONDS
+        ended: set[int] = set()
+        while True:
+            ended |= self._end_adopted(signal.SIGKILL)
+            try:
+                os.killpg(self.pid, 0)
+            except OSError:  # ESRCH: the group is gone (EPERM: what is left is not ours)
+                ended |= self._end_adopted(signal.SIGKILL)  # the last members' orphans
+                if not ended & supervisor.doomed:
+                    return
+            if trio.current_time() > deadline:
+                return
+            await trio.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     def result(self) -> CommandResult:
         return CommandResult(
@@ -282,7 +617,7 @@ class _Child:
             stderr=err_fd,
             close_fds=False,
             cwd=spec.cwd,
-            env=spec.env,
+            env=self.env,
             start_new_session=True,
         )
         return popen.pid, popen
@@ -357,6 +692,7 @@ class _Child:
 
     def _reap(self) -> None:
         _, status = os.waitpid(self.pid, 0)
+        self.supervisor.reaped(self.pid)
         code = os.waitstatus_to_exitcode(status)
         self.exit_code = code if code >= 0 else 128 - code
         if self.popen is not None:
@@ -393,7 +729,7 @@ class _PidfdChild(_Child):
             else (os.POSIX_SPAWN_DUP2, stdin_fd, 0),
         ]
         executable = spec.argv[0]
-        search_path = spec.env.get("PATH", os.defpath)
+        search_path = self.env.get("PATH", os.defpath)
         if "/" not in executable and search_path != os.environ.get("PATH", os.defpath):
             executable = _find_executable(executable, search_path)
         # posix_spawnp searches drawer's own PATH (in the vfork child, cheaper than doing it
@@ -401,7 +737,7 @@ class _PidfdChild(_Child):
         pid = os.posix_spawnp(
             executable,
             spec.argv,
-            spec.env,
+            self.env,
             file_actions=actions,
             setsid=True,
             setsigdef=_DEFAULT_SIGNALS,

@@ -88,7 +88,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from drawer import engine
+from drawer import engine, procs
 from drawer import events as ev
 from drawer.context import Masker, Outcome, RunContext, Scope
 from drawer.counts import PARALLELISM
@@ -96,6 +96,7 @@ from drawer.loader import LoadedDrawer, iter_steps, load_text
 from drawer.model import DASK_INSTALL, DaskOptions, ForEachStep
 from drawer.records import CANCELLED, FAILED, OK, ErrorInfo, IterationRecord, StepRecord
 from drawer.refs import plain
+from drawer.signals import CANCELLING
 from drawer.steps import for_each
 from drawer.steps.for_each import (
     STATUS_CODES,
@@ -743,13 +744,13 @@ def _load(text: str, path: str) -> tuple[LoadedDrawer, dict[str, ForEachStep]]:
 
 def dask_setup(worker: object) -> None:
     """Preloaded into the worker processes of the LocalCluster drawer starts: they let
-    SIGINT and SIGTERM pass. A Ctrl-C reaches the terminal's whole process group, and a
+    the signals that cancel a run pass. A Ctrl-C reaches the terminal's whole process group, and a
     worker that died of it would leave its running commands behind; drawer cancels them
     through the flags, then closes the cluster. (A handler, not SIG_IGN: an ignored signal
     would stay ignored in the commands the worker starts.)"""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _let_pass)
-        signal.signal(signal.SIGTERM, _let_pass)
+        for signum in CANCELLING:
+            signal.signal(signum, _let_pass)
 
 
 def _let_pass(signum: int, frame: object) -> None:
@@ -776,7 +777,10 @@ async def _run_chunk(
 ) -> list[WireEvent]:
     masker = Masker(list(job.secrets))
     collector = _Collector(masker)
-    with tempfile.TemporaryDirectory(prefix="drawer-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="drawer-") as tmp,
+        procs.supervise(tmp, job.grace),
+    ):
         ctx = RunContext(
             loaded=loaded,
             run_id=job.run_id,
