@@ -86,10 +86,17 @@ def use_bytecode_cache(workdir: Path, enable: bool) -> str:
     return "cached in temp dir"
 
 
-def timed(argv: Sequence[str], cwd: Path, stdout: Any = subprocess.DEVNULL) -> float:
+def timed(
+    argv: Sequence[str],
+    cwd: Path,
+    stdout: Any = subprocess.DEVNULL,
+    env: dict[str, str] | None = None,
+) -> float:
     """Wall seconds of one process; raises when it exits non-zero."""
     start = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, check=False)
+    done = subprocess.run(
+        argv, cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, check=False, env=env
+    )
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode()}")
@@ -275,7 +282,26 @@ def bench_fanout(drawer: list[str], workdir: Path, repeats: int) -> list[Row]:
                     "xargs": f"seq {FAN_ITEMS} | xargs -P {FAN_PARALLELISM} -I{{}} "
                              f"{' '.join(base_argv[:-1])} '{base_argv[-1]}'"},
         ))  # fmt: skip
+    rows.append(bench_supervision(drawer, workdir, repeats))
     return rows
+
+
+def bench_supervision(drawer: list[str], workdir: Path, repeats: int) -> Row:
+    """The sh fan-out with drawer a subreaper and its watchdog running (the default) and
+    with both off (`DRAWER_SUPERVISE=off`): what ending escaped processes costs."""
+    path = fan_file(workdir, "sh")
+    argv = [*drawer, str(path), "run", "--quiet", "--no-progress", "--no-store"]
+    off = {**os.environ, "DRAWER_SUPERVISE": "off"}
+    (ours, our_samples), (theirs, their_samples) = interleaved(
+        [lambda: timed(argv, workdir), lambda: timed(argv, workdir, env=off)], repeats
+    )
+    ratio = ours / theirs
+    return Row(
+        name=f"fan-out {FAN_ITEMS} x true, P={FAN_PARALLELISM}, sh: subreaper + watchdog vs off",
+        unit="s", drawer=ours, baseline=theirs, ratio=ratio,
+        target="<= 1.05x off", passed=ratio <= 1.05,
+        detail={"on_samples": our_samples, "off_samples": their_samples},
+    )  # fmt: skip
 
 
 def fresh_store(workdir: Path, name: str) -> Path:

@@ -148,6 +148,8 @@ class _Supervisor:
 
     def begin(self, directory: str, grace: float) -> None:
         self.depth += 1
+        if os.environ.get("DRAWER_SUPERVISE") == "off":  # for benchmarks and odd sandboxes
+            return
         if self.depth == 1 and sys.platform == "linux":
             self.subreaper = _set_subreaper(True)
         if self.watchdog_fd < 0 and self.watchdog_pid == 0:
@@ -575,13 +577,15 @@ class _Child:
         deadline = trio.current_time() + _SETTLE_SECONDS
         ended: set[int] = set()
         while True:
-            ended |= self._end_adopted(signal.SIGKILL)
             try:
                 os.killpg(self.pid, 0)
+                gone = False
             except OSError:  # ESRCH: the group is gone (EPERM: what is left is not ours)
-                ended |= self._end_adopted(signal.SIGKILL)  # the last members' orphans
-                if not ended & supervisor.doomed:
-                    return
+                gone = True
+            # Looked for after the group is seen gone, the last members' orphans are found too.
+            ended |= self._end_adopted(signal.SIGKILL)
+            if gone and not ended & supervisor.doomed:
+                return
             if trio.current_time() > deadline:
                 return
             await trio.sleep(delay)
