@@ -95,6 +95,7 @@ TRACKING = "DRAWER_TRACKING_ID"
 descendants inherit it, so that a process that left the command's group (setsid, a daemon)
 is still known as the command's (GitHub's runner tags processes with RUNNER_TRACKING_ID)."""
 _PR_SET_CHILD_SUBREAPER = 36
+_F_SETPIPE_SZ = 1031
 _RANGE_SCAN = 512
 """Beyond this many pids allocated since a command started, scan all of /proc instead."""
 _SETTLE_SECONDS = 1.0
@@ -283,6 +284,11 @@ class _Supervisor:
         finally:
             os.close(read)
         os.set_blocking(write, False)
+        if sys.platform == "linux":  # read once a second: room for ~100,000 commands' lines
+            import fcntl
+
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(write, _F_SETPIPE_SZ, 1 << 20)
         self.watchdog_fd = write
         self.live.add(self.watchdog_pid)
         import atexit
