@@ -42,6 +42,7 @@ README_EVALUATING = {
     "prompt": "`PS4`",
     "startup file": "`BASH_ENV` and `ENV`",
     "code": "`eval`, `trap ${item} EXIT`, `mapfile -C`, `compgen -W` and `-C`",
+    "stdin script": "reads as its\n  script (`bash <<< ${item}`)",
     ">&": "the file of `>&${item}`",
 }
 

@@ -335,15 +335,13 @@ def test_validate_and_run_refuse_each_evaluating_context_at_its_line_and_column(
     for number, (key, example) in enumerate(
         (key, example) for key, entry in EVALUATING.items() for example in entry.examples
     ):
-        lines += [
-            f"      - id: s{number}",
-            "        run: |",
-            "          echo first line",
-            f"          {example}",
-        ]
+        lines += [f"      - id: s{number}", "        run: |", "          echo first line"]
+        offset = example.index("${item}")
+        line = len(lines) + 1 + example.count("\n", 0, offset)
+        column = 11 + offset - (example.rfind("\n", 0, offset) + 1)
+        lines += [f"          {text}" for text in example.split("\n")]
         entry = EVALUATING[key]
-        column = 11 + example.index("${item}")
-        expected.append((len(lines), column, entry.hint or HINTS[entry.kind]))
+        expected.append((line, column, entry.hint or HINTS[entry.kind]))
     (tmp_path / "d.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     checked = run_cli("d.yaml", "validate", cwd=tmp_path)
     assert checked.returncode == 2, checked.stderr
@@ -406,6 +404,9 @@ SAFE_USES = [
     "n=${item}; echo $(( 1 + 2 ))",
     "exec 3>${item}",
     "x=${item} env",
+    "cat <<EOF | grep -c x\n${item}\nEOF",
+    "bash -c 'read -r v; echo \"$v\"' <<< ${item}",
+    "bash /dev/null <<EOF\n${item}\nEOF",
     # A command's output is not the reference: fan-out.yaml's checksum, a count.
     "sum=$(printf '%s' ${item} | cksum | cut -d' ' -f1); echo $((sum % 10))",
     "f() { local -i count=$(grep -c x ${item}); }; f",

@@ -147,6 +147,11 @@ EVALUATING: dict[str, Evaluating] = {
             "sh -ec ${item}",
         ),
     ),
+    "stdin script": Evaluating(
+        "a script that {command} reads from stdin",
+        "code",
+        ("bash <<EOF\necho ${item}\nEOF", "bash <<< ${item}", "sh -s x <<-EOF\n\t${item}\nEOF"),
+    ),
     ">&": Evaluating(
         "the file of >&",
         "code",
@@ -186,13 +191,14 @@ class _Builtin:
     operands: str | None = None  # what every operand is (for NAME=VALUE, the NAME part)
     first: str | None = None  # what the first operand is
     assigns: bool = False  # operands are NAME=VALUE (declare): -i and -n make VALUE evaluated
-    sets: str = ""  # "operands" or option letters (printf -v) naming variables it sets
+    sets: str = ""  # option letters whose argument names a variable it sets (printf -v)
+    sets_operands: bool = False  # its operands name variables it sets (read)
     test: bool = False  # `[` and `test`: the word after -v is a variable name
     shell: bool = False  # with -c, the first operand is code
 
 
 _DECLARE = _Builtin(operands="name", assigns=True)
-_MAPFILE = _Builtin(takes="dnOsuCc", options={"C": "code"}, sets="operands")
+_MAPFILE = _Builtin(takes="dnOsuCc", options={"C": "code"}, sets_operands=True)
 _COMPGEN = _Builtin(takes="oAGWFCXPS", options={"W": "code", "C": "code"})
 _TEST = _Builtin(test=True)
 _SHELL = _Builtin(takes="oO", shell=True)
@@ -205,7 +211,7 @@ _BUILTINS: dict[str, _Builtin] = {
     "local": _DECLARE,
     "export": _Builtin(assigns=True),
     "readonly": _Builtin(assigns=True),
-    "read": _Builtin(takes="adinNptu", operands="name", sets="operands"),
+    "read": _Builtin(takes="adinNptu", operands="name", sets="a", sets_operands=True),
     "printf": _Builtin(takes="v", options={"v": "name"}, sets="v"),
     "wait": _Builtin(takes="p", options={"p": "name"}, sets="p"),
     "mapfile": _MAPFILE,
@@ -288,6 +294,7 @@ class _Heredoc:
     delimiter: str
     strip_tabs: bool
     quoted: bool
+    ctx: _Ctx | None  # a shell's script (`bash <<EOF`), else None
 
 
 def compile_shell(
@@ -476,7 +483,11 @@ class _Lexer:
                     pos += 2
                     continue
                 if s.startswith("<<", pos) and not here:
-                    pos = self._heredoc_start(pos)
+                    script = simple.reads_script()
+                    if s.startswith("<<<", pos):
+                        simple.redirect(script)
+                    doc = None if script is None else _ctx(script, command=simple.name)
+                    pos = self._heredoc_start(pos, doc)
                     continue
             elif s.startswith("&>", pos):
                 word_start = True
@@ -668,7 +679,7 @@ class _Lexer:
             ShellIssue(offset, "warning", message, f"{hint.format(ref)}, or write ${ref}")
         )
 
-    def _heredoc_start(self, pos: int) -> int:
+    def _heredoc_start(self, pos: int, ctx: _Ctx | None) -> int:
         """Record the here-document opened by `<<WORD` / `<<-WORD`; `<<<` is a here-string."""
         s = self.s
         if s.startswith("<<<", pos):
@@ -695,7 +706,7 @@ class _Lexer:
                 delimiter.append(c)
                 pos += 1
         if delimiter:
-            self.pending.append(_Heredoc("".join(delimiter), strip_tabs, quoted))
+            self.pending.append(_Heredoc("".join(delimiter), strip_tabs, quoted, ctx))
         return pos
 
     def _heredoc_bodies(self, pos: int) -> int:
@@ -707,7 +718,7 @@ class _Lexer:
                 self._literal_until(pos, body_end, "<<")
             else:
                 saved, self.end = self.end, body_end
-                self._expanding(pos, None, "")
+                self._expanding(pos, doc.ctx, "")
                 self.end = saved
             pos = after
         return pos
@@ -760,6 +771,13 @@ class _Simple:
     def redirect(self, key: str | None) -> None:
         self.after, self.after_redirect = key, True
 
+    def reads_script(self) -> str | None:
+        """ "stdin script" when the command is a shell that reads its script from stdin."""
+        spec = self.spec
+        if spec is None or not spec.shell or "c" in self.letters:
+            return None
+        return "stdin script" if "s" in self.letters or not self.operands else None
+
     def loop(self) -> None:
         """`for NAME in WORDS` and `select`: NAME is set from the words."""
         self.after_sets = True
@@ -808,7 +826,7 @@ class _Simple:
         if spec.shell:
             key = "code" if self.operands == 1 and "c" in self.letters else None
         self.word_ctx = None if key is None else _ctx(key, command=self.name)
-        if spec.sets == "operands":
+        if spec.sets_operands:
             self._sets(word)
         if spec.assigns and (name := _NAME.match(word)):
             self._declares(spec, name.group())
