@@ -1,7 +1,9 @@
 """Drawer references in shell strings: values travel in environment variables, never as code.
 
 A light bash lexer tracks quoting, substitutions, comments, here-documents and arithmetic, so
-each `${...}` becomes `"$DRAWER_REF_n"` (bare) or `${DRAWER_REF_n}` (quoted) in the script.
+each `${...}` becomes `"$DRAWER_REF_n"` (bare) or `${DRAWER_REF_n}` (quoted) in the script. A
+reference where bash evaluates a value (EVALUATING: arithmetic, a variable name, code) is an
+error instead.
 """
 
 from __future__ import annotations
@@ -580,13 +582,13 @@ class _Lexer:
                 pos = self._cmd(pos + 1, "`", _into_substitution(ctx))
             elif arithmetic and (name := _NAME.match(s, pos, self.end)):
                 if not (s[pos - 1].isalnum() or s[pos - 1] in "_#"):
-                    self._reads(name.group(), "arithmetic variable")  # $(( y + 1 ))
+                    self.reads(name.group(), "arithmetic variable")  # $(( y + 1 ))
                 pos = name.end()
             else:
                 pos += 1
         return pos
 
-    def _reads(self, name: str, key: str) -> None:
+    def reads(self, name: str, key: str) -> None:
         """Bash evaluates the value of shell variable `name` as EVALUATING[key] says."""
         self.found.setdefault(name, key)
 
@@ -606,7 +608,7 @@ class _Lexer:
         if s.startswith("$[", pos):
             return self._nested(pos + 2, "]", _ctx("$[ ]"))
         if ctx is not None and ctx.kind == "arithmetic" and (name := _NAME.match(s, pos + 1)):
-            self._reads(name.group(), "arithmetic variable")  # (( $y )), [[ $y -eq 1 ]]
+            self.reads(name.group(), "arithmetic variable")  # (( $y )), [[ $y -eq 1 ]]
             return name.end()
         return pos + 1
 
@@ -616,13 +618,13 @@ class _Lexer:
         if param := _PARAM.match(s, pos, self.end):
             pos, text = param.end(), param.group()
             if text.startswith("!") and text[1:].isidentifier():
-                self._reads(text[1:], "indirect")  # $${!y}
+                self.reads(text[1:], "indirect")  # $${!y}
             elif text.isidentifier() and ctx is not None and ctx.kind == "arithmetic":
-                self._reads(text, "arithmetic variable")
+                self.reads(text, "arithmetic variable")
         if s.startswith("[", pos):
             pos = self._nested(pos + 1, "]", _ctx("subscript"))
         if param and param.group().isidentifier() and s.startswith("@P", pos):
-            self._reads(param.group(), "prompt variable")  # $${y@P}
+            self.reads(param.group(), "prompt variable")  # $${y@P}
         if s.startswith(":", pos) and not s.startswith(_DEFAULT_OPS, pos):
             return self._nested(pos + 1, "}", _ctx("offset"))
         return self._nested(pos, "}", ctx, quoted)
@@ -748,7 +750,7 @@ class _Simple:
         self.after: str | None = None  # what the next word is (an option's argument)
         self.after_sets = False  # the next word names a variable the command sets
         self.after_redirect = False  # the next word is a redirection's target
-        self.test_name = False
+        self.test_name = False  # `[ -v`: the next word is a variable name
         self.command_ctx: _Ctx | None = None  # every later word: it sets an evaluated variable
         self.word_ctx: _Ctx | None = None  # the current word
         self.value_ctx: _Ctx | None = None  # the current word after its first `=`
@@ -757,6 +759,7 @@ class _Simple:
 
     @property
     def here(self) -> _Ctx | None:
+        """The context of the text being read, None when bash takes it as data."""
         return self.word_ctx or self.command_ctx
 
     def end_word(self) -> None:
@@ -772,7 +775,7 @@ class _Simple:
         self.after, self.after_redirect = key, True
 
     def reads_script(self) -> str | None:
-        """ "stdin script" when the command is a shell that reads its script from stdin."""
+        """The EVALUATING key for a shell that reads its script from stdin (`bash <<EOF`)."""
         spec = self.spec
         if spec is None or not spec.shell or "c" in self.letters:
             return None
@@ -840,12 +843,9 @@ class _Simple:
         for i, letter in enumerate(word[1:], 2):
             self.letters += letter
             if letter in spec.takes:
-                key, sets = spec.options.get(letter), letter in spec.sets
+                self.after, self.after_sets = spec.options.get(letter), letter in spec.sets
                 if word[i:]:  # -vNAME
-                    self.after, self.after_sets = key, sets
                     self._argument(word[i:])
-                else:
-                    self.after, self.after_sets = key, sets
                 return
 
     def _declares(self, spec: _Builtin, name: str) -> None:
@@ -854,8 +854,8 @@ class _Simple:
         if spec is not _DECLARE:
             return
         if "n" in self.letters:
-            self.lexer._reads(name, "nameref")
+            self.lexer.reads(name, "nameref")
             self.value_ctx = _ctx("declare -n", name=name)
         if "i" in self.letters:
-            self.lexer._reads(name, "integer")
+            self.lexer.reads(name, "integer")
             self.value_ctx = _ctx("declare -i", name=name)
