@@ -401,6 +401,9 @@ SAFE_USES = [
     "eval 'echo hi'; echo ${item}",
     "compgen -W 'a b' -- ${item}",
     'declare -n r=x; x=${item}; echo "$r"',
+    # A nameref with a target assigns to the target.
+    'f() { local -n out=$1; out=${item}; }; f x; echo "$x"',
+    "declare -n r=x; for r in ${item}; do :; done",
     "n=${item}; echo $(( 1 + 2 ))",
     "exec 3>${item}",
     "x=${item} env",

@@ -832,7 +832,7 @@ class _Simple:
         if spec.sets_operands:
             self._sets(word)
         if spec.assigns and (name := _NAME.match(word)):
-            self._declares(spec, name.group())
+            self._declares(spec, name.group(), "=" in word)
 
     def _option(self, spec: _Builtin, word: str) -> None:
         if word == "--":
@@ -848,13 +848,14 @@ class _Simple:
                     self._argument(word[i:])
                 return
 
-    def _declares(self, spec: _Builtin, name: str) -> None:
+    def _declares(self, spec: _Builtin, name: str, valued: bool) -> None:
         """`declare -i n`, `declare -n r=...`, `local x=...`: NAME=VALUE operands."""
         self.assigning, self.value_ctx = name, self._evaluated(name)
         if spec is not _DECLARE:
             return
         if "n" in self.letters:
-            self.lexer.reads(name, "nameref")
+            if not valued:  # `r=...` then names r's target; with one, it assigns to the target
+                self.lexer.reads(name, "nameref")
             self.value_ctx = _ctx("declare -n", name=name)
         if "i" in self.letters:
             self.lexer.reads(name, "integer")
