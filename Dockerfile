@@ -1,7 +1,7 @@
 # drawer in a container (SPEC section 5):
 #
 #   docker build -t drawer .
-#   docker run --rm -v "$PWD:/src" -w /src drawer drawer.yaml run
+#   docker run --rm --user "$(id -u):$(id -g)" -v "$PWD:/src" -w /src drawer drawer.yaml run
 #
 # The base is pinned by tag: bookworm keeps the Debian release (and the tini version
 # below) fixed, the 3.11 tag follows Python 3.11's patch releases.
@@ -32,12 +32,11 @@ RUN apt-get update \
 
 COPY --from=builder /install /usr/local
 
-# UID 1001 is the owner of the workspace on GitHub-hosted runners, so the container
-# action can write .drawer/ and the file commands there without running as root.
-RUN groupadd --gid 1001 drawer \
-    && useradd --uid 1001 --gid 1001 --create-home --shell /bin/bash drawer \
-    && install -d -o drawer -g drawer /src
-USER 1001:1001
+# No USER: GitHub runs a Docker action as the image's default user, and requires it to be
+# root ("Do not use the USER instruction"). `docker run` by hand passes
+# `--user "$(id -u):$(id -g)"` so that .drawer/ in the mounted workspace belongs to the
+# caller; drawer needs no passwd entry and no writable HOME for that UID (Docker sets
+# HOME=/ for one), only the workspace and /tmp, which the slim image keeps 1777.
 WORKDIR /src
 
 ENTRYPOINT ["tini", "-g", "--", "drawer"]

@@ -11,9 +11,11 @@ import fnmatch
 import importlib.util
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import sysconfig
@@ -179,18 +181,21 @@ def test_runtime_installs_tini_the_lean_way() -> None:
     assert "rm -rf /var/lib/apt/lists/*" in apt
 
 
-def test_entrypoint_is_drawer_under_tini_g_as_a_non_root_user_in_src() -> None:
+def test_entrypoint_is_drawer_under_tini_g_as_root_in_src() -> None:
+    """GitHub runs a Docker action as the image's default user and requires root: "Do not
+    use the USER instruction in your Dockerfile" (issue 12 item 8)."""
     (entrypoint,) = arguments_of(RUNTIME, "ENTRYPOINT")
     assert json.loads(entrypoint) == ["tini", "-g", "--", "drawer"]
-    users = arguments_of(RUNTIME, "USER")
-    assert users, "the runtime stage must not run as root"
-    uid = users[-1].partition(":")[0]
-    assert uid not in ("root", "0")
+    assert [arguments_of(stage, "USER") for stage in STAGES] == [[], []]
     assert arguments_of(RUNTIME, "WORKDIR")[-1] == "/src"
-    # USER must come after the apt-get and useradd that need root.
-    keywords = [instruction.keyword for instruction in RUNTIME]
-    last_run = max(i for i, keyword in enumerate(keywords) if keyword == "RUN")
-    assert keywords.index("USER") > last_run
+
+
+def test_the_readme_runs_the_image_as_the_caller_on_the_mounted_directory() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (line,) = [line for line in readme.splitlines() if line.startswith("docker run ")]
+    assert '--user "$(id -u):$(id -g)"' in line
+    workdir = arguments_of(RUNTIME, "WORKDIR")[-1]
+    assert f'-v "$PWD:{workdir}"' in line and f"-w {workdir}" in line
 
 
 # --- .dockerignore ------------------------------------------------------------------------
@@ -284,6 +289,96 @@ def test_entrypoint_runs_a_mounted_drawer(tmp_path: Path) -> None:
     assert document["outputs"]["report"]["checked"] == 5
     assert document["outputs"]["report"]["healthy"] == 5
     assert (tmp_path / ".drawer").is_dir()
+
+
+def image_default_user() -> tuple[int, int]:
+    """The UID and GID the image runs as without `--user`: its last USER, else root."""
+    users = arguments_of(RUNTIME, "USER")
+    if not users:
+        return 0, 0
+    uid, _, gid = users[-1].partition(":")
+    return int(uid), int(gid or uid)
+
+
+def as_user(uid: int, gid: int) -> list[str]:
+    """A prefix that runs a command as uid:gid with no supplementary groups, as `docker run
+    --user uid:gid` does. The interpreter may live under a 0700 /root: CAP_DAC_READ_SEARCH
+    lets the user read and search it, and grants no write, so the store and HOME are still
+    checked as that user's."""
+    if (uid, gid) == (os.geteuid(), os.getegid()):
+        return []
+    if os.geteuid() != 0:
+        pytest.skip("switching to another user needs root (CI runs as root)")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.fail("setpriv is not installed: apt-get install util-linux")
+    caps = "+dac_read_search"
+    ids = ["--reuid", str(uid), "--regid", str(gid), "--clear-groups"]
+    return [setpriv, *ids, "--inh-caps", caps, "--ambient-caps", caps]
+
+
+def run_entrypoint_as(
+    uid: int, gid: int, workspace: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """The entrypoint as `docker run --user uid:gid -v "$workspace:/src" -w /src`. Docker sets
+    HOME=/ for a UID with no passwd entry, and passes no USER or LOGNAME."""
+    env = {
+        key: value
+        for key, value in container_env().items()
+        if key not in ("HOME", "USER", "LOGNAME", "TMPDIR") and not key.startswith("XDG_")
+    }
+    env["HOME"] = "/"
+    return subprocess.run(
+        [*as_user(uid, gid), *entrypoint_command(), *args],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+NO_PASSWD_ENTRY = 54321
+HOST_USER = 4242
+
+
+@pytest.mark.parametrize(
+    ("who", "owner"),
+    [
+        # `docker run` without --user (and GitHub's Docker action): the image's default user
+        # on a workspace owned by whoever checked it out.
+        ("default", HOST_USER),
+        # The README's `docker run --user "$(id -u):$(id -g)"`, for a UID with no passwd entry.
+        ("--user", NO_PASSWD_ENTRY),
+    ],
+)
+def test_the_entrypoint_writes_the_store_into_the_mounted_workspace(
+    tmp_path: Path, who: str, owner: int
+) -> None:
+    """Issue 12 item 8: the image ran as UID 1001, and the `docker run` line failed with a
+    store error for every host user but 1001."""
+    with pytest.raises(KeyError):
+        pwd.getpwuid(NO_PASSWD_ENTRY)
+    uid, gid = image_default_user() if who == "default" else (owner, owner)
+    workspace = tmp_path / "src"
+    workspace.mkdir(mode=0o755)
+    shutil.copy(ROOT / "examples" / "fan-out.yaml", workspace / "drawer.yaml")
+    for path in (workspace, workspace / "drawer.yaml"):
+        os.chown(path, owner, owner)
+    ran = run_entrypoint_as(uid, gid, workspace, "drawer.yaml", "run", "--json", "--no-progress")
+    assert ran.returncode == 0, ran.stderr
+    document = json.loads(ran.stdout)
+    assert document["status"] == "ok"
+    assert document["outputs"]["report"]["checked"] == 5
+    store = workspace / ".drawer"
+    written = [store, *store.rglob("*")]
+    assert {(path.stat().st_uid, path.stat().st_gid) for path in written} == {(uid, gid)}
+    with sqlite3.connect(f"file:{store / 'drawer.db'}?mode=ro", uri=True) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    history = run_entrypoint_as(uid, gid, workspace, "drawer.yaml", "history", "--json")
+    assert history.returncode == 0, history.stderr
+    assert [run["status"] for run in json.loads(history.stdout)] == ["ok"]
 
 
 def test_sigterm_to_the_process_group_stops_drawer_and_its_commands(tmp_path: Path) -> None:

@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 
 from drawer.shell import (
     ARITH_HINT,
+    EVALUATING,
+    HINTS,
     PYTHON_HINT,
+    SPECIAL_VARIABLES,
     ShellIssue,
     ShellRef,
     ShellTemplate,
@@ -254,6 +257,170 @@ def test_arithmetic_is_an_error(script: str, where: str) -> None:
 )
 def test_arithmetic_contexts_end(script: str, expected: str) -> None:
     assert render(script) == expected
+
+
+# --- every context where bash evaluates a value (issue 12 item 6) ------------------------------
+
+# Carried in an item, it runs `touch pwned` wherever bash evaluates it as arithmetic, as a
+# variable name (the subscript is arithmetic) or as code.
+EVALUATED_PAYLOAD = "a[$(touch pwned)]"
+EVALUATING_EXAMPLES = [
+    pytest.param(key, example, id=example)
+    for key, entry in EVALUATING.items()
+    for example in entry.examples
+]
+
+
+def pasted(script: str) -> str:
+    """The script as bash would run it had drawer not refused it: each ${item} as a quoted
+    variable, exactly as render_shell writes a reference."""
+    return script.replace("${item}", '"$DRAWER_REF_1"').replace("$${", "${")
+
+
+def runs_payload(script: str, cwd: Path) -> bool:
+    """Whether bash, given the payload as the reference's value, ran `touch pwned`."""
+    pwned = cwd / "pwned"
+    pwned.unlink(missing_ok=True)
+    env = {"PATH": os.environ["PATH"], "DRAWER_REF_1": EVALUATED_PAYLOAD}
+    subprocess.run(
+        ["bash", "-c", script],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    return pwned.exists()
+
+
+@pytest.mark.parametrize(("key", "example"), EVALUATING_EXAMPLES)
+def test_each_evaluating_context_runs_an_item_in_bash_and_is_refused(
+    tmp_path: Path, key: str, example: str
+) -> None:
+    assert runs_payload(pasted(example), tmp_path), "bash did not evaluate it: not an example"
+    template, issues = compile_(example)
+    assert template.refs == ()
+    [issue] = issues
+    entry = EVALUATING[key]
+    assert (issue.offset, issue.severity, issue.hint) == (
+        example.index("${item}"),
+        "error",
+        entry.hint or HINTS[entry.kind],
+    )
+    where = issue.message.removeprefix("${item} inside ").removesuffix(
+        ": bash evaluates variable contents there"
+    )
+    fixed, _, _ = entry.where.partition("{")
+    assert where.startswith(fixed) and where != issue.message
+
+
+def test_the_arithmetic_hint_is_the_one_for_arithmetic() -> None:
+    assert HINTS["arithmetic"] == ARITH_HINT
+    assert {entry.kind for entry in EVALUATING.values()} == set(HINTS)
+
+
+def test_validate_and_run_refuse_each_evaluating_context_at_its_line_and_column(
+    tmp_path: Path,
+) -> None:
+    """Every example in one drawer: exit 2 with file:line:col and the hint, and nothing runs."""
+    lines = [
+        "steps:",
+        "  - id: each",
+        "    kind: for_each",
+        f"    over: [{json.dumps(EVALUATED_PAYLOAD)}]",
+        "    steps:",
+    ]
+    expected = []
+    for number, (key, example) in enumerate(
+        (key, example) for key, entry in EVALUATING.items() for example in entry.examples
+    ):
+        lines += [f"      - id: s{number}", "        run: |", "          echo first line"]
+        offset = example.index("${item}")
+        line = len(lines) + 1 + example.count("\n", 0, offset)
+        column = 11 + offset - (example.rfind("\n", 0, offset) + 1)
+        lines += [f"          {text}" for text in example.split("\n")]
+        entry = EVALUATING[key]
+        expected.append((line, column, entry.hint or HINTS[entry.kind]))
+    (tmp_path / "d.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    checked = run_cli("d.yaml", "validate", cwd=tmp_path)
+    assert checked.returncode == 2, checked.stderr
+    assert "Traceback" not in checked.stderr
+    for line, column, hint in expected:
+        at = f"d.yaml:{line}:{column}: error: ${{item}} inside "
+        [after] = [part for part in checked.stderr.split(at)[1:]]
+        assert after.split("\n  hint: ")[1].startswith(hint + "\n"), (line, after)
+    ran = run_cli("d.yaml", "run", cwd=tmp_path)
+    assert ran.returncode == 2
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize(("name", "key"), SPECIAL_VARIABLES.items())
+def test_bashs_own_evaluated_variables_run_an_item_and_are_refused(
+    tmp_path: Path, name: str, key: str
+) -> None:
+    """As a command's prefix, in this shell, and exported to child shells."""
+    script = (
+        f"f() {{ :; }}; {name}=${{item}} f; export {name}=${{item}}; set -x; :; "
+        "bash -c 'true; true'; sh -i -c true"
+    )
+    assert runs_payload(pasted(script), tmp_path)
+    assigned = f"{name}=${{item}}"
+    [issue] = compile_(assigned)[1]
+    where = EVALUATING[key].where.format(name=name)
+    assert issue.message == f"${{item}} inside {where}: bash evaluates variable contents there"
+
+
+SAFE_USES = [
+    'echo "${item}"',
+    "x=${item}",
+    'declare x="${item}"',
+    "declare -r x=${item}",
+    "declare -a a=(${item})",
+    "export x=${item}",
+    "f() { local x=${item}; }; f",
+    "readonly x=${item}",
+    "n=1; n+=${item}",
+    "args=(); args+=(${item})",
+    "printf -v x %s ${item}",
+    "read x <<< ${item}",
+    "[ ${item} -eq 1 ]",
+    "test ${item} = x",
+    "echo >&2 ${item}",
+    "echo ${item} 2>&1",
+    "echo hi &> ${item}",
+    "mapfile -t lines < ${item}",
+    "getopts ab opt ${item}",
+    "bash -c 'echo \"$1\"' _ ${item}",
+    "sh -e ${item}",
+    "f=${item}; trap 'rm -f \"$f\"' EXIT",
+    'for f in ${item}; do echo "$f"; done',
+    "declare -i n=1; m=${item}",
+    "case ${item} in a) ;; esac",
+    'x=${item}; echo "$${x}" "$${#x}" "$${!z}"',
+    "eval 'echo hi'; echo ${item}",
+    "compgen -W 'a b' -- ${item}",
+    'declare -n r=x; x=${item}; echo "$r"',
+    # A nameref with a target assigns to the target.
+    'f() { local -n out=$1; out=${item}; }; f x; echo "$x"',
+    "declare -n r=x; for r in ${item}; do :; done",
+    "n=${item}; echo $(( 1 + 2 ))",
+    "exec 3>${item}",
+    "x=${item} env",
+    "cat <<EOF | grep -c x\n${item}\nEOF",
+    "bash -c 'read -r v; echo \"$v\"' <<< ${item}",
+    "bash /dev/null <<EOF\n${item}\nEOF",
+    # A command's output is not the reference: fan-out.yaml's checksum, a count.
+    "sum=$(printf '%s' ${item} | cksum | cut -d' ' -f1); echo $((sum % 10))",
+    "f() { local -i count=$(grep -c x ${item}); }; f",
+]
+
+
+@pytest.mark.parametrize("script", SAFE_USES)
+def test_a_value_used_as_data_is_accepted_and_stays_data(tmp_path: Path, script: str) -> None:
+    template, issues = compile_(script)
+    assert issues == []
+    assert not runs_payload(render_shell(template), tmp_path)
 
 
 # --- invalid references ------------------------------------------------------------------------

@@ -1,18 +1,245 @@
 """Drawer references in shell strings: values travel in environment variables, never as code.
 
 A light bash lexer tracks quoting, substitutions, comments, here-documents and arithmetic, so
-each `${...}` becomes `"$DRAWER_REF_n"` (bare) or `${DRAWER_REF_n}` (quoted) in the script.
+each `${...}` becomes `"$DRAWER_REF_n"` (bare) or `${DRAWER_REF_n}` (quoted) in the script. A
+reference where bash evaluates a value (EVALUATING: arithmetic, a variable name, code) is an
+error instead.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 ARITH_HINT = "compute it as an expression instead, e.g. ${n * 2}, and use the result"
+NAME_HINT = "write the variable's name out, and pass the value as data: x=${item}"
+CODE_HINT = "write the code out in the script, and pass the value to it as data (an argument)"
 PYTHON_HINT = "read os.environ or use argv form"
+
+Kind = Literal["arithmetic", "name", "code"]
+HINTS: dict[Kind, str] = {"arithmetic": ARITH_HINT, "name": NAME_HINT, "code": CODE_HINT}
+
+
+@dataclass(frozen=True)
+class Evaluating:
+    """A bash context that evaluates the contents of a value placed in it: as arithmetic (where
+    `a[$(cmd)]` runs cmd), as a variable name (whose subscript is arithmetic) or as code.
+
+    `where` names it in messages; `examples` put `${item}` there, and each one runs the
+    command inside an item like `a[$(touch pwned)]` when the value is pasted in as
+    `"$DRAWER_REF_1"` (tests/test_shell.py runs them in bash).
+    """
+
+    where: str
+    kind: Kind
+    examples: tuple[str, ...]
+    # Whether a reference inside a command substitution there (`$(cmd ${item})`) is refused
+    # too. Not for a variable's value: `n=$(wc -l < ${path})` stores wc's output, not the path.
+    substitutions: bool = True
+    hint: str | None = None  # instead of HINTS[kind]
+
+
+# Every context where `validate` refuses a reference, in one table (README lists them). The
+# keys are what the lexer asks for; an entry whose `where` has {name} is a variable whose
+# value bash evaluates later, and a reference that flows into it is refused where it flows in.
+EVALUATING: dict[str, Evaluating] = {
+    "$(( ))": Evaluating("$(( ))", "arithmetic", ("echo $(( ${item} ))",)),
+    "(( ))": Evaluating(
+        "(( ))", "arithmetic", ("(( ${item} ))", "for ((i = 0; i < ${item}; i++)); do :; done")
+    ),
+    "$[ ]": Evaluating("$[ ]", "arithmetic", ("echo $[ ${item} ]",)),
+    "[[ ]]": Evaluating("[[ ]]", "arithmetic", ("[[ ${item} -eq 1 ]]",)),
+    "let": Evaluating("let", "arithmetic", ("let x=${item}",)),
+    "subscript": Evaluating(
+        "an array subscript",
+        "arithmetic",
+        ("a[${item}]=1", "a=([${item}]=1)", "echo $${a[${item}]}"),
+    ),
+    "offset": Evaluating(
+        "a substring offset",
+        "arithmetic",
+        ("x=abc; echo $${x:${item}}", "x=abc; echo $${x:0:${item}}"),
+    ),
+    "declare -i": Evaluating(
+        "the value of declare -i",
+        "arithmetic",
+        ("declare -i n=${item}", "typeset -i n=${item}", "f() { local -i n=${item}; }; f"),
+        substitutions=False,
+    ),
+    "integer": Evaluating(
+        "an assignment to {name}, an integer",
+        "arithmetic",
+        (
+            "declare -i n; n=${item}",
+            "declare -i n; n+=${item}",
+            "declare -i n; read n <<< ${item}",
+            "declare -i n; printf -v n %s ${item}",
+            "declare -i n; for n in ${item}; do :; done",
+            "OPTIND=${item}",
+            "RANDOM=${item}",
+        ),
+        substitutions=False,
+    ),
+    "arithmetic variable": Evaluating(
+        "an assignment to {name}, read by arithmetic",
+        "arithmetic",
+        ("y=${item}; echo $(( y + 1 ))", "read y <<< ${item}; (( $y ))"),
+        substitutions=False,
+    ),
+    "name": Evaluating(
+        "a variable name ({command})",
+        "name",
+        (
+            "read ${item} <<< x",
+            "printf -v ${item} %s x",
+            "[ -v ${item} ]",
+            "test -v ${item}",
+            "a=(1); unset ${item}",
+            "declare ${item}=1",
+            "f() { local ${item}=1; }; f",
+            "sleep 0 & wait -p ${item} -n",
+            "command read ${item} <<< x",
+        ),
+    ),
+    "declare -n": Evaluating(
+        "the value of declare -n", "name", ("declare -n r=${item}; echo $r",), substitutions=False
+    ),
+    "nameref": Evaluating(
+        "an assignment to {name}, a nameref",
+        "name",
+        ("declare -n r; r=${item}; echo $r", "declare -n r; for r in ${item}; do echo $r; done"),
+        substitutions=False,
+    ),
+    "indirect": Evaluating(
+        "an assignment to {name}, read by $${{!{name}}}",
+        "name",
+        ("y=${item}; echo $${!y}",),
+        substitutions=False,
+    ),
+    "prompt variable": Evaluating(
+        "an assignment to {name}, read by $${{{name}@P}}",
+        "code",
+        ("y=${item}; echo $${y@P}",),
+        substitutions=False,
+    ),
+    "prompt": Evaluating(
+        "an assignment to {name}, which bash expands",
+        "code",
+        ("PS4=${item}; set -x; :",),
+        substitutions=False,
+    ),
+    "startup file": Evaluating(
+        "an assignment to {name}, which a child shell expands",
+        "code",
+        ("BASH_ENV=${item} bash -c 'true; true'", "export ENV=${item}; sh -i -c true"),
+        substitutions=False,
+    ),
+    "code": Evaluating(
+        "code ({command})",
+        "code",
+        (
+            "eval ${item}",
+            "trap ${item} EXIT",
+            "mapfile -C ${item} -c 1 x <<< x",
+            "compgen -W ${item}",
+            "compgen -C ${item} x",
+            "bash -c ${item}",
+            "sh -ec ${item}",
+        ),
+    ),
+    "stdin script": Evaluating(
+        "a script that {command} reads from stdin",
+        "code",
+        ("bash <<EOF\necho ${item}\nEOF", "bash <<< ${item}", "sh -s x <<-EOF\n\t${item}\nEOF"),
+    ),
+    ">&": Evaluating(
+        "the file of >&",
+        "code",
+        ("echo >&${item}",),
+        hint="write &>${item} (or >${item} 2>&1) to send both outputs to a file",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    """The evaluating context a reference is in: how messages name it, and what bash does."""
+
+    where: str
+    kind: Kind
+    hint: str
+    substitutions: bool
+
+
+def _ctx(key: str, name: str = "", command: str = "") -> _Ctx:
+    entry = EVALUATING[key]
+    where = entry.where.format(name=name, command=command)
+    return _Ctx(where, entry.kind, entry.hint or HINTS[entry.kind], entry.substitutions)
+
+
+def _into_substitution(ctx: _Ctx | None) -> _Ctx | None:
+    """The context inside a command substitution `$(...)` or `...` in `ctx`."""
+    return ctx if ctx is not None and ctx.substitutions else None
+
+
+@dataclass(frozen=True)
+class _Builtin:
+    """What a command does with its words; values are EVALUATING keys (None: plain data)."""
+
+    takes: str = ""  # option letters whose argument is the next word (or the rest of the word)
+    options: dict[str, str] = field(default_factory=dict)  # option letter: what its argument is
+    operands: str | None = None  # what every operand is (for NAME=VALUE, the NAME part)
+    first: str | None = None  # what the first operand is
+    assigns: bool = False  # operands are NAME=VALUE (declare): -i and -n make VALUE evaluated
+    sets: str = ""  # option letters whose argument names a variable it sets (printf -v)
+    sets_operands: bool = False  # its operands name variables it sets (read)
+    test: bool = False  # `[` and `test`: the word after -v is a variable name
+    shell: bool = False  # with -c, the first operand is code
+
+
+_DECLARE = _Builtin(operands="name", assigns=True)
+_MAPFILE = _Builtin(takes="dnOsuCc", options={"C": "code"}, sets_operands=True)
+_COMPGEN = _Builtin(takes="oAGWFCXPS", options={"W": "code", "C": "code"})
+_TEST = _Builtin(test=True)
+_SHELL = _Builtin(takes="oO", shell=True)
+# Only the words that bash evaluates; verified with bash 5.2 (tests/test_shell.py). bash checks
+# the names given to export, readonly, mapfile and getopts, and reads numbers (read -n, shift,
+# exit, ulimit, [ -eq ]) without evaluating them, so those are plain data.
+_BUILTINS: dict[str, _Builtin] = {
+    "declare": _DECLARE,
+    "typeset": _DECLARE,
+    "local": _DECLARE,
+    "export": _Builtin(assigns=True),
+    "readonly": _Builtin(assigns=True),
+    "read": _Builtin(takes="adinNptu", operands="name", sets="a", sets_operands=True),
+    "printf": _Builtin(takes="v", options={"v": "name"}, sets="v"),
+    "wait": _Builtin(takes="p", options={"p": "name"}, sets="p"),
+    "mapfile": _MAPFILE,
+    "readarray": _MAPFILE,
+    "unset": _Builtin(operands="name"),
+    "let": _Builtin(operands="let"),
+    "eval": _Builtin(operands="code"),
+    "trap": _Builtin(first="code"),
+    "compgen": _COMPGEN,
+    "complete": _COMPGEN,
+    "test": _TEST,
+    "[": _TEST,
+    "bash": _SHELL,
+    "sh": _SHELL,
+    "dash": _SHELL,
+    "zsh": _SHELL,
+    "ksh": _SHELL,
+}
+_PREFIXES = frozenset({"builtin", "command"})
+# bash's own variables whose value it evaluates (EVALUATING keys).
+SPECIAL_VARIABLES: dict[str, str] = {
+    **dict.fromkeys(("RANDOM", "SRANDOM", "OPTIND", "HISTCMD", "SECONDS"), "integer"),
+    "PS4": "prompt",  # under set -x; PS1 and the like only in an interactive shell
+    **dict.fromkeys(("BASH_ENV", "ENV"), "startup file"),
+}
+
 
 _BREAK = frozenset(" \t\n;&|()<>")
 _WORD = re.compile(r"[^\s;&|()<>'\"\\$`]+")
@@ -69,6 +296,7 @@ class _Heredoc:
     delimiter: str
     strip_tabs: bool
     quoted: bool
+    ctx: _Ctx | None  # a shell's script (`bash <<EOF`), else None
 
 
 def compile_shell(
@@ -78,8 +306,13 @@ def compile_shell(
 
     `$${` becomes a literal `${`. References that are errors or warnings stay literal text.
     """
-    lexer = _Lexer(script, is_drawer_ref)
+    lexer = _Lexer(script, is_drawer_ref, SPECIAL_VARIABLES)
     lexer.run()
+    if lexer.found:
+        # Variables whose value bash evaluates (declare -i n, $${!y}, $(( y ))) may be set
+        # before they are declared or read: a second pass knows them all from the start.
+        lexer = _Lexer(script, is_drawer_ref, {**lexer.found, **SPECIAL_VARIABLES})
+        lexer.run()
     return lexer.template(), lexer.issues
 
 
@@ -159,9 +392,15 @@ def _shell_var_hint(content: str) -> str:
 class _Lexer:
     """One pass over a script; each scanning method takes a start offset and returns the end."""
 
-    def __init__(self, script: str, is_drawer_ref: Callable[[str], bool]) -> None:
+    def __init__(
+        self, script: str, is_drawer_ref: Callable[[str], bool], evaluated: dict[str, str]
+    ) -> None:
         self.s = script
         self.is_ref = is_drawer_ref
+        # Shell variables whose value bash evaluates, with the EVALUATING key saying how:
+        # `evaluated` as known at the start, `found` as this pass finds them.
+        self.evaluated = evaluated
+        self.found: dict[str, str] = {}
         self.end = len(script)
         self.done = 0
         self.parts: list[str | ShellRef] = []
@@ -170,7 +409,7 @@ class _Lexer:
         self.pending: list[_Heredoc] = []
 
     def run(self) -> None:
-        self._cmd(0, "", "")
+        self._cmd(0, "", None)
 
     def template(self) -> ShellTemplate:
         merged: list[str | ShellRef] = []
@@ -185,12 +424,15 @@ class _Lexer:
         self.parts += [self.s[self.done : start], replacement]
         self.done = end
 
-    def _cmd(self, pos: int, stop: str, arith: str) -> int:
-        """Unquoted text up to `stop`: "" (end), ")" or "`" (substitution), "]]", or ";" (end of
-        a simple command). `arith` names the enclosing arithmetic context, "" when none."""
+    def _cmd(self, pos: int, stop: str, ctx: _Ctx | None) -> int:
+        """Unquoted text up to `stop`: "" (end), ")" or "`" (substitution) or "]]". `ctx` is the
+        enclosing evaluating context, None when none; each word of each simple command is
+        looked up in `_BUILTINS` by `_Simple`, which may name a context of its own."""
         s = self.s
         depth = case_depth = 0
+        compound = -1  # the depth of an `a=( ... )` compound assignment, -1 outside one
         word_start = cmd_start = True
+        simple = _Simple(self)
         while pos < self.end:
             c = s[pos]
             if stop == "]]" and word_start and s.startswith("]]", pos):
@@ -200,47 +442,87 @@ class _Lexer:
                 if c == "#":
                     pos = self._literal_until(pos, s.find("\n", pos, self.end), "#")
                     continue
+                word = m.group() if (m := _WORD.match(s, pos, self.end)) else ""
+                if compound >= 0 and c == "[":
+                    pos = self._nested(pos + 1, "]", _ctx("subscript"))
+                    continue
                 if was_cmd:
                     if s.startswith("((", pos):
-                        pos = self._nested(pos + 2, "))", "(( ))")
+                        pos = self._nested(pos + 2, "))", _ctx("(( ))"))
                         continue
                     if sub := _SUBSCRIPT.match(s, pos, self.end):
-                        pos, cmd_start = self._nested(sub.end(), "]", "an array subscript"), True
+                        pos, cmd_start = self._nested(sub.end(), "]", _ctx("subscript")), True
+                        simple.assignment(sub.group()[:-1])
                         continue
-                    word = m.group() if (m := _WORD.match(s, pos, self.end)) else ""
                     if word == "[[":
-                        pos = self._cmd(pos + 2, "]]", "[[ ]]")
-                        continue
-                    if word == "let":
-                        pos = self._cmd(pos + 3, ";", "let")
+                        pos = self._cmd(pos + 2, "]]", _ctx("[[ ]]"))
                         continue
                     case_depth += (word == "case") - (word == "esac")
                     name, eq, _ = word.partition("=")
-                    cmd_start = word in _KEYWORDS or bool(eq and name.isidentifier())
-            if c in " \t<>":
+                    name = name.removesuffix("+")
+                    cmd_start = word in _KEYWORDS or word in _PREFIXES
+                    if word in ("for", "select"):
+                        simple.loop()
+                    elif eq and name.isidentifier():
+                        cmd_start = True
+                        simple.assignment(name)
+                    elif not cmd_start:
+                        simple.command(word)
+                elif compound < 0:
+                    simple.word(word)
+            here = simple.here or ctx
+            if c == "=" and not word_start:
+                simple.equals()
+            elif c in " \t<>":
                 word_start = True
-                if s.startswith("<<", pos) and not arith:
-                    pos = self._heredoc_start(pos)
+                if compound < 0:
+                    simple.end_word()
+                if c in "<>" and not (s.startswith("<<", pos) and s[pos + 2 : pos + 3] != "<"):
+                    simple.redirect(None)  # the next word is a file (or a here-string)
+                if s.startswith((">&", "<&"), pos):
+                    if c == ">" and not (pos and s[pos - 1] in "0123456789}"):
+                        simple.redirect(">&")  # `>&word`: bash expands the file name twice
+                    pos += 2
                     continue
+                if s.startswith("<<", pos) and not here:
+                    script = simple.reads_script()
+                    if s.startswith("<<<", pos):
+                        simple.redirect(script)
+                    doc = None if script is None else _ctx(script, command=simple.name)
+                    pos = self._heredoc_start(pos, doc)
+                    continue
+            elif s.startswith("&>", pos):
+                word_start = True
+                simple.redirect(None)
+                pos += 2
+                continue
             elif c in "\n;&|":
-                if stop == ";":
-                    return pos
                 word_start = cmd_start = True
+                simple = _Simple(self)
                 if c == "\n" and self.pending:
                     pos = self._heredoc_bodies(pos + 1)
                     continue
             elif c == "(":
                 depth += 1
-                word_start = cmd_start = True
+                if pos and s[pos - 1] == "=" and simple.assigning:
+                    compound, word_start = depth, True
+                else:
+                    word_start = cmd_start = True
+                    simple = _Simple(self)
             elif c == ")":
-                if depth == 0 and (stop == ";" or (stop == ")" and case_depth == 0)):
+                if depth == 0 and stop == ")" and case_depth == 0:
                     return pos + (stop == ")")
+                if depth == compound:
+                    compound, word_start = -1, True
+                    simple.end_word()
+                else:
+                    word_start = cmd_start = True
+                    simple = _Simple(self)
                 depth = max(depth - 1, 0)
-                word_start = cmd_start = True
             elif c == "`":
                 if stop == "`":
                     return pos + 1
-                pos = self._cmd(pos + 1, "`", arith)
+                pos = self._cmd(pos + 1, "`", _into_substitution(here))
                 continue
             elif c == "'":
                 pos = self._single_quotes(pos)
@@ -249,18 +531,18 @@ class _Lexer:
                 pos = self._ansi_quotes(pos)
                 continue
             elif c == '"':
-                pos = self._expanding(pos + 1, arith, '"')
+                pos = self._expanding(pos + 1, here, '"')
                 continue
             elif c == "\\":
                 pos += 2
                 continue
             elif c == "$":
-                pos = self._dollar(pos, False, arith)
+                pos = self._dollar(pos, False, here)
                 continue
             pos += 1
         return pos
 
-    def _expanding(self, pos: int, arith: str, close: str) -> int:
+    def _expanding(self, pos: int, ctx: _Ctx | None, close: str) -> int:
         """Double-quoted text up to `close` ('"'), or an unquoted here-document body (close="")."""
         s = self.s
         while pos < self.end:
@@ -270,17 +552,18 @@ class _Lexer:
             if c == "\\":
                 pos += 2
             elif c == "$":
-                pos = self._dollar(pos, True, arith)
+                pos = self._dollar(pos, True, ctx)
             elif c == "`":
-                pos = self._cmd(pos + 1, "`", arith)
+                pos = self._cmd(pos + 1, "`", _into_substitution(ctx))
             else:
                 pos += 1
         return pos
 
-    def _nested(self, pos: int, close: str, arith: str, quoted: bool = False) -> int:
+    def _nested(self, pos: int, close: str, ctx: _Ctx | None, quoted: bool = False) -> int:
         """Text up to the balancing `close`: arithmetic, a subscript or a `$${...}` word."""
         s = self.s
         opener = {")": "(", "]": "[", "}": "{"}[close[0]]
+        arithmetic = ctx is not None and ctx.kind == "arithmetic"
         depth = 0
         while pos < self.end:
             c = s[pos]
@@ -290,46 +573,63 @@ class _Lexer:
             if c == "\\":
                 pos += 2
             elif c == "$":
-                pos = self._dollar(pos, quoted, arith)
+                pos = self._dollar(pos, quoted, ctx)
             elif c == '"':
-                pos = self._expanding(pos + 1, arith, '"')
+                pos = self._expanding(pos + 1, ctx, '"')
             elif c == "'" and not quoted:
                 pos = self._single_quotes(pos)
             elif c == "`":
-                pos = self._cmd(pos + 1, "`", arith)
+                pos = self._cmd(pos + 1, "`", _into_substitution(ctx))
+            elif arithmetic and (name := _NAME.match(s, pos, self.end)):
+                if not (s[pos - 1].isalnum() or s[pos - 1] in "_#"):
+                    self.reads(name.group(), "arithmetic variable")  # $(( y + 1 ))
+                pos = name.end()
             else:
                 pos += 1
         return pos
 
-    def _dollar(self, pos: int, quoted: bool, arith: str) -> int:
+    def reads(self, name: str, key: str) -> None:
+        """Bash evaluates the value of shell variable `name` as EVALUATING[key] says."""
+        self.found.setdefault(name, key)
+
+    def _dollar(self, pos: int, quoted: bool, ctx: _Ctx | None) -> int:
         s = self.s
         if s.startswith("$${", pos):
             self._emit(pos, pos + 3, "${")
-            return self._param(pos + 3, quoted, arith)
+            return self._param(pos + 3, quoted, ctx)
         if s.startswith("$$", pos):
             return pos + 2
         if s.startswith("${", pos):
-            return self._ref(pos, quoted, arith)
+            return self._ref(pos, quoted, ctx)
         if s.startswith("$((", pos):
-            return self._nested(pos + 3, "))", "$(( ))")
+            return self._nested(pos + 3, "))", _ctx("$(( ))"))
         if s.startswith("$(", pos):
-            return self._cmd(pos + 2, ")", arith)
+            return self._cmd(pos + 2, ")", _into_substitution(ctx))
         if s.startswith("$[", pos):
-            return self._nested(pos + 2, "]", "$[ ]")
+            return self._nested(pos + 2, "]", _ctx("$[ ]"))
+        if ctx is not None and ctx.kind == "arithmetic" and (name := _NAME.match(s, pos + 1)):
+            self.reads(name.group(), "arithmetic variable")  # (( $y )), [[ $y -eq 1 ]]
+            return name.end()
         return pos + 1
 
-    def _param(self, pos: int, quoted: bool, arith: str) -> int:
+    def _param(self, pos: int, quoted: bool, ctx: _Ctx | None) -> int:
         """A shell parameter expansion written `$${...}`; subscripts and offsets are arithmetic."""
         s = self.s
-        if name := _PARAM.match(s, pos, self.end):
-            pos = name.end()
+        if param := _PARAM.match(s, pos, self.end):
+            pos, text = param.end(), param.group()
+            if text.startswith("!") and text[1:].isidentifier():
+                self.reads(text[1:], "indirect")  # $${!y}
+            elif text.isidentifier() and ctx is not None and ctx.kind == "arithmetic":
+                self.reads(text, "arithmetic variable")
         if s.startswith("[", pos):
-            pos = self._nested(pos + 1, "]", "an array subscript")
+            pos = self._nested(pos + 1, "]", _ctx("subscript"))
+        if param and param.group().isidentifier() and s.startswith("@P", pos):
+            self.reads(param.group(), "prompt variable")  # $${y@P}
         if s.startswith(":", pos) and not s.startswith(_DEFAULT_OPS, pos):
-            return self._nested(pos + 1, "}", "a substring offset")
-        return self._nested(pos, "}", arith, quoted)
+            return self._nested(pos + 1, "}", _ctx("offset"))
+        return self._nested(pos, "}", ctx, quoted)
 
-    def _ref(self, pos: int, quoted: bool, arith: str) -> int:
+    def _ref(self, pos: int, quoted: bool, ctx: _Ctx | None) -> int:
         close = _match_brace(self.s, pos + 2, self.end)
         if close < 0:
             self.issues.append(ShellIssue(pos, "error", "unterminated ${", "close it with }"))
@@ -338,9 +638,9 @@ class _Lexer:
         if not self.is_ref(content):
             message = f"${{{content}}} is not a drawer reference"
             self.issues.append(ShellIssue(pos, "error", message, _shell_var_hint(content)))
-        elif arith:
-            message = f"${{{content}}} inside {arith}: bash evaluates variable contents there"
-            self.issues.append(ShellIssue(pos, "error", message, ARITH_HINT))
+        elif ctx is not None:
+            message = f"${{{content}}} inside {ctx.where}: bash evaluates variable contents there"
+            self.issues.append(ShellIssue(pos, "error", message, ctx.hint))
         else:
             ref = ShellRef(len(self.refs) + 1, content, pos, close + 1, quoted)
             self.refs.append(ref)
@@ -381,7 +681,7 @@ class _Lexer:
             ShellIssue(offset, "warning", message, f"{hint.format(ref)}, or write ${ref}")
         )
 
-    def _heredoc_start(self, pos: int) -> int:
+    def _heredoc_start(self, pos: int, ctx: _Ctx | None) -> int:
         """Record the here-document opened by `<<WORD` / `<<-WORD`; `<<<` is a here-string."""
         s = self.s
         if s.startswith("<<<", pos):
@@ -408,7 +708,7 @@ class _Lexer:
                 delimiter.append(c)
                 pos += 1
         if delimiter:
-            self.pending.append(_Heredoc("".join(delimiter), strip_tabs, quoted))
+            self.pending.append(_Heredoc("".join(delimiter), strip_tabs, quoted, ctx))
         return pos
 
     def _heredoc_bodies(self, pos: int) -> int:
@@ -420,7 +720,7 @@ class _Lexer:
                 self._literal_until(pos, body_end, "<<")
             else:
                 saved, self.end = self.end, body_end
-                self._expanding(pos, "", "")
+                self._expanding(pos, doc.ctx, "")
                 self.end = saved
             pos = after
         return pos
@@ -435,3 +735,128 @@ class _Lexer:
                 return pos, min(line_end + 1, self.end)
             pos = line_end + 1
         return self.end, self.end
+
+
+class _Simple:
+    """The words of one simple command as the lexer meets them: what each one is to bash."""
+
+    def __init__(self, lexer: _Lexer) -> None:
+        self.lexer = lexer
+        self.name = ""  # the command
+        self.spec: _Builtin | None = None
+        self.letters = ""  # the option letters given
+        self.options_done = False
+        self.operands = 0
+        self.after: str | None = None  # what the next word is (an option's argument)
+        self.after_sets = False  # the next word names a variable the command sets
+        self.after_redirect = False  # the next word is a redirection's target
+        self.test_name = False  # `[ -v`: the next word is a variable name
+        self.command_ctx: _Ctx | None = None  # every later word: it sets an evaluated variable
+        self.word_ctx: _Ctx | None = None  # the current word
+        self.value_ctx: _Ctx | None = None  # the current word after its first `=`
+        self.assigning: str | None = None  # the variable the current word assigns to
+        self.in_value = False  # past the `=` of NAME=VALUE
+
+    @property
+    def here(self) -> _Ctx | None:
+        """The context of the text being read, None when bash takes it as data."""
+        return self.word_ctx or self.command_ctx
+
+    def end_word(self) -> None:
+        self.word_ctx = self.value_ctx = self.assigning = None
+        self.in_value = False
+
+    def equals(self) -> None:
+        """The first `=` of a NAME=VALUE word: what follows is the value."""
+        if self.assigning is not None and not self.in_value:
+            self.word_ctx, self.in_value = self.value_ctx, True
+
+    def redirect(self, key: str | None) -> None:
+        self.after, self.after_redirect = key, True
+
+    def reads_script(self) -> str | None:
+        """The EVALUATING key for a shell that reads its script from stdin (`bash <<EOF`)."""
+        spec = self.spec
+        if spec is None or not spec.shell or "c" in self.letters:
+            return None
+        return "stdin script" if "s" in self.letters or not self.operands else None
+
+    def loop(self) -> None:
+        """`for NAME in WORDS` and `select`: NAME is set from the words."""
+        self.after_sets = True
+
+    def _evaluated(self, name: str) -> _Ctx | None:
+        key = self.lexer.evaluated.get(name)
+        return None if key is None else _ctx(key, name=name, command=self.name)
+
+    def assignment(self, name: str) -> None:
+        """`NAME=VALUE` before a command (or alone), or `NAME[...]=VALUE`."""
+        self.assigning, self.value_ctx = name, self._evaluated(name)
+
+    def _sets(self, word: str) -> None:
+        if (name := _NAME.match(word)) and (ctx := self._evaluated(name.group())):
+            self.command_ctx = ctx
+
+    def _argument(self, word: str) -> bool:
+        """The word is an option's argument, a redirection's target or a loop's variable."""
+        if self.after is None and not self.after_sets and not self.after_redirect:
+            return False
+        if self.after is not None:
+            self.word_ctx = _ctx(self.after, command=self.name)
+        if self.after_sets:
+            self._sets(word)
+        self.after, self.after_sets, self.after_redirect = None, False, False
+        return True
+
+    def command(self, word: str) -> None:
+        if not self._argument(word):
+            self.name, self.spec = word, _BUILTINS.get(word)
+
+    def word(self, word: str) -> None:
+        spec = self.spec
+        if self._argument(word) or spec is None:
+            return
+        if spec.test:
+            if self.test_name:
+                self.word_ctx = _ctx("name", command=self.name)  # [ -v NAME ]
+            self.test_name = word == "-v"
+            return
+        if not self.options_done and not self.operands and word[:1] in ("-", "+") and word[1:]:
+            self._option(spec, word)
+            return
+        self.operands += 1
+        key = spec.first if self.operands == 1 and spec.first else spec.operands
+        if spec.shell:
+            key = "code" if self.operands == 1 and "c" in self.letters else None
+        self.word_ctx = None if key is None else _ctx(key, command=self.name)
+        if spec.sets_operands:
+            self._sets(word)
+        if spec.assigns and (name := _NAME.match(word)):
+            self._declares(spec, name.group(), "=" in word)
+
+    def _option(self, spec: _Builtin, word: str) -> None:
+        if word == "--":
+            self.options_done = True
+            return
+        if word[0] == "+":
+            return
+        for i, letter in enumerate(word[1:], 2):
+            self.letters += letter
+            if letter in spec.takes:
+                self.after, self.after_sets = spec.options.get(letter), letter in spec.sets
+                if word[i:]:  # -vNAME
+                    self._argument(word[i:])
+                return
+
+    def _declares(self, spec: _Builtin, name: str, valued: bool) -> None:
+        """`declare -i n`, `declare -n r=...`, `local x=...`: NAME=VALUE operands."""
+        self.assigning, self.value_ctx = name, self._evaluated(name)
+        if spec is not _DECLARE:
+            return
+        if "n" in self.letters:
+            if not valued:  # `r=...` then names r's target; with one, it assigns to the target
+                self.lexer.reads(name, "nameref")
+            self.value_ctx = _ctx("declare -n", name=name)
+        if "i" in self.letters:
+            self.lexer.reads(name, "integer")
+            self.value_ctx = _ctx("declare -i", name=name)
