@@ -255,3 +255,14 @@ def test_the_watchdog_ends_with_drawer(tmp_path: Path) -> None:
         if any(arg.endswith(b"watchdog.py") for arg in argv) and f"/{pid}.".encode() in argv[-3]:
             watchdogs.append(entry)
     assert watchdogs == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT])
+def test_a_signal_as_the_first_command_starts_is_handled(tmp_path: Path, signum: int) -> None:
+    # The first command signals drawer at once: before, the handlers were installed by a task
+    # that had not run yet, and drawer died of the signal with no run document.
+    drawer = Drawer(tmp_path, f"steps:\n  - id: a\n    run: kill -{signum} $PPID; sleep 30\n")
+    process = drawer.start()
+    assert process.wait(timeout=30) == 128 + signum
+    assert drawer.document()["status"] == "cancelled"
+    assert tagged(drawer.tag) == []

@@ -747,8 +747,9 @@ def _execute(
     async def main() -> dict[str, Any]:
         async with trio.open_nursery() as nursery:
 
-            async def watch_signals() -> None:
+            async def watch_signals(task_status: trio.TaskStatus[None]) -> None:
                 with trio.open_signal_receiver(*CANCELLING) as signals:
+                    task_status.started()
                     async for signum in signals:
                         if interrupt.signal in (None, signal.SIGPIPE):
                             # A hangup closes the terminal, and a write may have failed first:
@@ -758,7 +759,9 @@ def _execute(
                         elif signum in KILL_NOW:
                             kill_now.set()
 
-            nursery.start_soon(watch_signals)
+            # Taken before the first command starts: a signal that came before the handler
+            # killed drawer outright, leaving no run document and its commands running.
+            await nursery.start(watch_signals)
             options = RunOptions(
                 resolved.values, resolved.secrets, listeners, kill_now=kill_now, **(extra or {})
             )
