@@ -38,7 +38,7 @@ def leaks(secrets: tuple[str, ...], texts: dict[str, str], folders: list[Path]) 
     for name, text in texts.items():
         found += [f"{name}: {needle}" for needle in needles if needle in text]
     for folder in folders:
-        for file in sorted(folder.rglob("*")):
+        for file in [folder] if folder.is_file() else sorted(folder.rglob("*")):
             if not file.is_file():
                 continue
             data = file.read_bytes()
@@ -317,3 +317,34 @@ def test_no_secret_is_on_disk_while_a_command_runs_nor_after(
     assert process.returncode == (0 if ending == "ok" else 128 + getattr(signal, ending)), stderr
     assert leaks((BIG_SECRET, FLAG_SECRET), {"stdout": stdout, "stderr": stderr}, [tmp_path]) == []
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_kept_tail_does_not_begin_inside_a_secret(tmp_path: Path) -> None:
+    """Past 64 MiB only a command's last 1 MiB is kept: the cut may fall inside a secret,
+    whose end would then be kept unmasked."""
+    end = FLAG_SECRET[-10:]
+    write(
+        tmp_path / "d.yaml",
+        """\
+        inputs:
+          small: {type: string, secret: true}
+        steps:
+          - id: loud
+            run: |
+              python3 -c '
+              import sys
+              for out in (sys.stdout.buffer, sys.stderr.buffer):
+                  out.write(b"x" * (65 << 20) + sys.argv[1].encode() + b"y" * ((1 << 20) - 10))
+              ' "${inputs.small}"
+        """,
+    )
+    env = cli_env(tmp_path, DRAWER_INPUT_SMALL=FLAG_SECRET)
+    result = run_cli(
+        "d.yaml", "run", "--quiet", "--no-store", "--output", "run.json", cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    output = json.loads((tmp_path / "run.json").read_text())["steps"]["loud"]["output"]
+    assert output["stdout_truncated"] and output["stderr_truncated"]
+    assert output["stdout"].startswith("y") and output["stderr"].startswith("y")
+    texts = {"stdout": result.stdout, "stderr": result.stderr}
+    assert leaks((end,), texts, [tmp_path / "run.json"]) == []

@@ -168,8 +168,10 @@ def command_output(
 ) -> CommandOutput:
     """The output object of a run step, secrets masked; its record keeps `keep` characters."""
     mask = ctx.masker.text if ctx.masker else (lambda text: text)
-    stdout = mask(decode(result.stdout))
-    stderr = mask(decode(result.stderr))
+    # A kept tail may begin inside a secret: it is cut past the longest one before masking.
+    cut = ctx.masker.longest
+    stdout = mask(decode(result.stdout)[0 if result.stdout_complete else cut :])
+    stderr = mask(decode(result.stderr)[cut if result.stderr_truncated else 0 :])
     lines: list[str] | None = None
     parsed: Any = None
     if result.stdout_complete:
