@@ -348,3 +348,47 @@ def test_a_kept_tail_does_not_begin_inside_a_secret(tmp_path: Path) -> None:
     assert output["stdout"].startswith("y") and output["stderr"].startswith("y")
     texts = {"stdout": result.stdout, "stderr": result.stderr}
     assert leaks((end,), texts, [tmp_path / "run.json"]) == []
+
+
+def test_a_dask_loop_leaks_no_secret(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    write(
+        tmp_path / "d.yaml",
+        """\
+        inputs:
+          small: {type: string, secret: true}
+          big: {type: string, secret: true}
+        steps:
+          - id: each
+            kind: for_each
+            over: ["${inputs.small}", "${inputs.big}"]
+            executor: dask
+            dask: {chunk_size: 1}
+            on_item_failure: continue
+            steps:
+              - id: show
+                run: |
+                  printf '%s\\n' "${item}" "${inputs.small}"
+                  printf 'v=%s\\n' "${item}" >> "$DRAWER_OUTPUT"
+                  echo "${item}" >&2; exit 1
+        """,
+    )
+    env = cli_env(
+        tmp_path,
+        DRAWER_INPUT_SMALL=FLAG_SECRET,
+        DRAWER_INPUT_BIG=BIG_SECRET,
+        DRAWER_DASK_PROCESSES="0",
+    )
+    run = run_cli("d.yaml", "run", "--output", "run.json", cwd=tmp_path, env=env, timeout=120)
+    assert run.returncode == 1, run.stderr
+    results = json.loads((tmp_path / "run.json").read_text())["steps"]["each"]["output"]
+    assert [r["steps"]["show"]["output"]["values"]["v"] for r in results["results"]] == [
+        "***",
+        "***",
+    ]
+    texts = {"stdout": run.stdout, "stderr": run.stderr}
+    for verb in (["show", "last", "--json"], ["logs", "last"]):
+        shown = run_cli("d.yaml", *verb, cwd=tmp_path, env=cli_env(tmp_path))
+        texts[" ".join(verb)] = shown.stdout + shown.stderr
+    folders = [tmp_path / ".drawer", tmp_path / "run.json", tmp_path / "tmp"]
+    assert leaks((FLAG_SECRET, BIG_SECRET), texts, folders) == []
