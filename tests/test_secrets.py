@@ -392,3 +392,30 @@ def test_a_dask_loop_leaks_no_secret(tmp_path: Path) -> None:
         texts[" ".join(verb)] = shown.stdout + shown.stderr
     folders = [tmp_path / ".drawer", tmp_path / "run.json", tmp_path / "tmp"]
     assert leaks((FLAG_SECRET, BIG_SECRET), texts, folders) == []
+
+
+def test_no_command_holds_another_commands_memory_file(tmp_path: Path) -> None:
+    # Four commands at once, each given a value file: each sees only what it opens itself.
+    big = "v" * 70_000
+    write(
+        tmp_path / "d.yaml",
+        f"""\
+        steps:
+          - id: each
+            kind: for_each
+            over: ["{big}-0", "{big}-1", "{big}-2", "{big}-3"]
+            parallelism: 4
+            steps:
+              - id: look
+                run: |
+                  touch "started-$DRAWER_INDEX"
+                  {until('[ "$(ls started-* | wc -l)" -eq 4 ]')}
+                  ls -l /proc/$$/fd | grep -c memfd || true
+                  tail -c 2 "$DRAWER_ITEM_FILE"
+        """,
+    )
+    run = run_cli("d.yaml", "run", "--no-store", "--json", cwd=tmp_path, env=cli_env(tmp_path))
+    assert run.returncode == 0, run.stderr
+    results = json.loads(run.stdout)["steps"]["each"]["output"]["results"]
+    seen = [r["steps"]["look"]["output"]["lines"] for r in results]
+    assert seen == [["0", f"-{index}"] for index in range(4)]

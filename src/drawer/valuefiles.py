@@ -6,9 +6,9 @@ by `/proc/<drawer's pid>/fd/<n>`: any process of the same user opens it by that 
 descendant needs no inherited fd (a program that closes every fd before it spawns a child
 still works). The fd is close-on-exec, so no other command, started at the same moment or
 later, holds it. Elsewhere, or where /proc cannot name one, each is a file in the run's temp
-dir (mode 0600, in a 0700 dir). Both end when the command's `CommandFiles` is closed, on every
-exit path (an exception, a cancellation); the run's temp dir goes at its end, and the watchdog
-removes it after a `kill -9`.
+dir (mode 0600, in a 0700 dir), and nowhere else, so that what removes that dir removes
+them. Both end when the command's `CommandFiles` is closed, on every exit path (an exception,
+a cancellation); a memory file is freed, whatever killed drawer, once no process holds it.
 """
 
 from __future__ import annotations
