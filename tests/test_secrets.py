@@ -319,6 +319,31 @@ def test_no_secret_is_on_disk_while_a_command_runs_nor_after(
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
+def test_a_kill_9_leaves_no_secret_on_disk(tmp_path: Path) -> None:
+    """After `kill -9` of drawer its temp dir may stay (removing it is not drawer's to do
+    any more), but nothing in it holds a secret."""
+    write(tmp_path / "d.yaml", WAITING)
+    env = {key: value for key, value in os.environ.items() if key != "GITHUB_ACTIONS"}
+    env.update(cli_env(tmp_path, DRAWER_INPUT_BIG=BIG_SECRET, DRAWER_INPUT_SMALL=FLAG_SECRET))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "drawer", "d.yaml", "run"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: (tmp_path / "started").exists(), "the command to start", process)
+        process.kill()
+        process.wait(timeout=60)
+    finally:
+        (tmp_path / "release").touch()  # the orphaned command ends by itself
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert leaks((BIG_SECRET, FLAG_SECRET), {}, [tmp_path]) == []
+
+
 def test_a_kept_tail_does_not_begin_inside_a_secret(tmp_path: Path) -> None:
     """Past 64 MiB only a command's last 1 MiB is kept: the cut may fall inside a secret,
     whose end would then be kept unmasked."""
