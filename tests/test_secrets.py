@@ -444,3 +444,27 @@ def test_no_command_holds_another_commands_memory_file(tmp_path: Path) -> None:
     results = json.loads(run.stdout)["steps"]["each"]["output"]["results"]
     seen = [r["steps"]["look"]["output"]["lines"] for r in results]
     assert seen == [["0", f"-{index}"] for index in range(4)]
+
+
+def test_memory_files_exist_only_for_commands_that_hold_a_process_slot(tmp_path: Path) -> None:
+    # 64 items at once under a budget of 2 processes: the 62 waiting hold no file (a memory
+    # file each would run drawer out of fds on a large loop).
+    write(
+        tmp_path / "d.yaml",
+        """\
+        execution: {max_processes: 2}
+        steps:
+          - id: each
+            kind: for_each
+            over: {range: [0, 64]}
+            parallelism: all
+            steps:
+              - id: count
+                run: ls -l /proc/$PPID/fd | grep -c memfd || true
+        """,
+    )
+    run = run_cli("d.yaml", "run", "--no-store", "--json", cwd=tmp_path, env=cli_env(tmp_path))
+    assert run.returncode == 0, run.stderr
+    results = json.loads(run.stdout)["steps"]["each"]["output"]["results"]
+    counts = [int(r["steps"]["count"]["output"]["stdout"]) for r in results]
+    assert len(counts) == 64 and 1 <= max(counts) <= 2

@@ -75,7 +75,7 @@ def command_bytes(text: str) -> bytes:
 
 
 def _shell_command(
-    ctx: RunContext, step: RunStep, scope: Scope, env: dict[str, str], files: CommandFiles
+    ctx: RunContext, step: RunStep, scope: Scope, env: dict[str, str], as_files: dict[str, bytes]
 ) -> tuple[str, ...]:
     assert isinstance(step.run, str)
     template = _compiled(step.run)
@@ -86,7 +86,7 @@ def _shell_command(
         name = f"DRAWER_REF_{shell_ref.number}"
         data = command_bytes(text)
         if len(data) > INLINE_LIMIT:
-            env[name + "_FILE"] = files.holding(name, data)
+            as_files[name + "_FILE"] = data
             as_file.add(shell_ref.number)
         else:
             env[name] = text
@@ -119,8 +119,9 @@ def _argv(step: RunStep, scope: Scope) -> tuple[str, ...]:
 
 
 def _command_env(
-    ctx: RunContext, step: RunStep, scope: Scope, files: CommandFiles
+    ctx: RunContext, step: RunStep, scope: Scope, as_files: dict[str, bytes]
 ) -> dict[str, str]:
+    """The command's environment; a value it gets as a file is put in `as_files` instead."""
     env = dict(ctx.base_env)
     env.update(step_env(step, scope))
     for name, value in scope.loop_env().items():
@@ -128,7 +129,7 @@ def _command_env(
         # (every command of the loop gets these, whether it reads them or not).
         data = command_bytes(value) if len(value) > INLINE_LIMIT // 4 else None
         if "\0" in value or (data is not None and len(data) > INLINE_LIMIT):
-            env[name + "_FILE"] = files.holding(name, data or command_bytes(value))
+            as_files[name + "_FILE"] = data or command_bytes(value)
         else:
             env[name] = value
     return env
@@ -204,18 +205,12 @@ async def execute(
     ctx: RunContext, step: RunStep, scope: Scope, path: str, previous: Outcome | None
 ) -> Outcome:
     """Run the command once, holding a slot of the run's process budget only while it runs.
-    The files it is given (they may hold a secret) end with it, however it ends."""
-    with CommandFiles(ctx.tmpdir) as files:
-        return await _execute(ctx, step, scope, path, files)
-
-
-async def _execute(
-    ctx: RunContext, step: RunStep, scope: Scope, path: str, files: CommandFiles
-) -> Outcome:
+    The files it is given (they may hold a secret) exist only while it holds that slot."""
+    as_files: dict[str, bytes] = {}
     try:
-        env = _command_env(ctx, step, scope, files)
+        env = _command_env(ctx, step, scope, as_files)
         argv = (
-            _shell_command(ctx, step, scope, env, files)
+            _shell_command(ctx, step, scope, env, as_files)
             if isinstance(step.run, str)
             else _argv(step, scope)
         )
@@ -230,26 +225,34 @@ async def _execute(
         return Outcome(None, ErrorInfo(error.code, str(error), path))
     except UnicodeEncodeError as error:  # a lone surrogate from a `\ud800` escape in JSON
         return Outcome(None, _not_text(path, error))
-    output_file = env["DRAWER_OUTPUT"] = files.holding("output", b"")
-    spec = CommandSpec(argv, env, cwd, spec_stdin)
     splitter = LineSplitter(path, ctx)
     async with ctx.process_limiter:
-        try:
-            result = await run_command(
-                spec,
-                on_output=splitter.feed,
-                on_started=lambda pid: ctx.emit(ev.CommandStarted(path, pid, _clock())),
-                grace=ctx.grace,
-                kill_now=ctx.kill_now,
-            )
-        except OSError as error:
-            code = "VALUE_TOO_LARGE" if error.errno == errno.E2BIG else "STEP_FAILED"
-            return Outcome(None, ErrorInfo(code, f"{path} could not start: {error}", path))
-        except ValueError as error:  # "embedded null byte" in an argument or the environment
-            return Outcome(None, _not_text(path, error))
-        ctx.emit(ev.CommandFinished(path, result.exit_code, _clock()))
+        with CommandFiles(ctx.tmpdir) as files:
+            try:
+                for name, data in as_files.items():
+                    env[name] = files.holding(name.removesuffix("_FILE"), data)
+                output_file = env["DRAWER_OUTPUT"] = files.holding("output", b"")
+            except OSError as error:  # no fd or memory left for one
+                message = f"{path} could not start: {error}"
+                return Outcome(None, ErrorInfo("STEP_FAILED", message, path))
+            spec = CommandSpec(argv, env, cwd, spec_stdin)
+            try:
+                result = await run_command(
+                    spec,
+                    on_output=splitter.feed,
+                    on_started=lambda pid: ctx.emit(ev.CommandStarted(path, pid, _clock())),
+                    grace=ctx.grace,
+                    kill_now=ctx.kill_now,
+                )
+            except OSError as error:
+                code = "VALUE_TOO_LARGE" if error.errno == errno.E2BIG else "STEP_FAILED"
+                return Outcome(None, ErrorInfo(code, f"{path} could not start: {error}", path))
+            except ValueError as error:  # "embedded null byte" in an argument or the env
+                return Outcome(None, _not_text(path, error))
+            ctx.emit(ev.CommandFinished(path, result.exit_code, _clock()))
+            written = files.read(output_file)
     splitter.flush()
-    values = parse_output_file(files.read(output_file).decode("utf-8", errors="replace"))
+    values = parse_output_file(written.decode("utf-8", errors="replace"))
     keep = KEEP_TEXT_IN_LOOP if in_iteration(path) else KEEP_TEXT  # iteration records
     output = command_output(result, values, keep, ctx)
     if result.not_found:
