@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from drawer.context import Masker
 from drawer.loader import InvalidDrawer
 from drawer.steps.run import LINE_LIMIT, LineSplitter
 from tests.conftest import RunText, load
@@ -256,8 +257,7 @@ def test_output_kept_in_iteration_records_is_bounded(run_text: RunText) -> None:
 
 def test_the_line_splitter_caps_the_pending_line_and_keeps_every_byte() -> None:
     lines: list[str] = []
-    masker = SimpleNamespace(text=lambda text: text)
-    ctx = SimpleNamespace(emit=lambda event: lines.append(event.text), masker=masker)
+    ctx = SimpleNamespace(emit=lambda event: lines.append(event.text), masker=Masker([]))
     splitter = LineSplitter("step", ctx)  # type: ignore[arg-type]
     chunk = "é".encode() * 2**15  # 64 KiB without a newline, two bytes per character
     start = time.monotonic()
@@ -270,6 +270,26 @@ def test_the_line_splitter_caps_the_pending_line_and_keeps_every_byte() -> None:
     assert all(len(line.encode()) <= LINE_LIMIT for line in lines)
     assert "".join(lines[:-1]) == "é" * 2**15 * 800 + "end"
     assert lines[-1] == "next"
+
+
+def test_the_line_splitter_masks_a_secret_longer_than_a_piece() -> None:
+    # A line is shown in pieces of LINE_LIMIT bytes: a secret longer than that, or across
+    # a cut, is masked whole, never shown in part, whatever the chunks the pipe gave.
+    secret = "s3cret-" + "é" * LINE_LIMIT + "-end"
+    for size in (1000, 4096, 65536, 200_000):
+        lines: list[str] = []
+        ctx = SimpleNamespace(emit=lambda event, into=lines: into.append(event.text))
+        ctx.masker = Masker([secret])
+        splitter = LineSplitter("step", ctx)  # type: ignore[arg-type]
+        data = ("x" * 70_000 + secret + "y" * 10 + secret + "\n" + "z" * 5).encode()
+        for start in range(0, len(data), size):
+            splitter.feed("stdout", data[start : start + size])
+            assert len(splitter.partial["stdout"]) <= LINE_LIMIT + len(secret.encode())
+        splitter.flush()
+        joined = "".join(lines)
+        assert "s3cret" not in joined and "éééé" not in joined and "-end" not in joined
+        assert joined == "x" * 70_000 + "***" + "y" * 10 + "***" + "z" * 5
+        assert all(len(line.encode()) <= LINE_LIMIT for line in lines)
 
 
 def test_a_nul_byte_in_a_value_is_a_step_error(run_text: RunText) -> None:

@@ -82,15 +82,30 @@ def find_drawer(name: str) -> Path:
     fail(f"no drawer file {name!r}; looked for: {', '.join(looked)}")
 
 
+def _file_secrets(text: str | None, path: Path) -> Any:
+    """A Masker for messages that quote a drawer file: it hides its secret inputs' defaults
+    (the text may carry one from a `--set` edit)."""
+    from drawer.context import Masker
+    from drawer.inputs import secret_defaults
+    from drawer.source import ParseError, parse_document
+
+    try:
+        data = parse_document(text, str(path)).data if text else None
+    except ParseError:
+        data = None
+    return Masker(secret_defaults(data))
+
+
 def print_problems(error: Any, stream: Any = None) -> None:
     from drawer.source import format_problem
 
     stream = stream or sys.stderr
+    mask = _file_secrets(error.text, error.path).text
     for problem in error.problems:
-        stream.write(format_problem(problem, error.text, str(error.path)) + "\n")
+        stream.write(mask(format_problem(problem, error.text, str(error.path))) + "\n")
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for problem in error.problems:
-            stream.write(github_annotation(problem, str(error.path)) + "\n")
+            stream.write(mask(github_annotation(problem, str(error.path))) + "\n")
     errors = sum(problem.severity == "error" for problem in error.problems)
     if errors:
         stream.write(f"{error.path}: {errors} error(s); nothing was run\n")
@@ -143,6 +158,7 @@ def load_or_exit(file: str, as_json: bool = False, edits: list[str] | None = Non
     except InvalidDrawer as error:
         if as_json:
             report = {"valid": False, "problems": problems_json(error.problems, path)}
+            report = _file_secrets(error.text, error.path).value(report)
             sys.stdout.write(json.dumps(report, indent=2) + "\n")
         else:
             print_problems(error)
@@ -326,7 +342,7 @@ def run(
                 " (start a new run to change the drawer)"
             )
         earlier = _resume_source(file, resume, store, no_store)
-        edits = earlier.facts.edits
+        edits = _resumed_edits(earlier.facts)
     loaded = load_or_exit(file, edits=edits)
     from drawer.inputs import InputErrors, resolve_inputs
 
@@ -395,6 +411,7 @@ def run(
 def _input_problems(loaded: Any, errors: list[Any]) -> NoReturn:
     from drawer.source import Problem, format_problem
 
+    mask = _file_secrets(loaded.document.text, loaded.path).text
     for error in errors:
         position = (
             loaded.document.source.key(("inputs", error.name))
@@ -407,7 +424,8 @@ def _input_problems(loaded: Any, errors: list[Any]) -> NoReturn:
             code="INPUT_INVALID",
             hint="inputs are given as -i NAME=VALUE or DRAWER_INPUT_NAME",
         )
-        sys.stderr.write(format_problem(problem, loaded.document.text, str(loaded.path)) + "\n")
+        text = format_problem(problem, loaded.document.text, str(loaded.path))
+        sys.stderr.write(mask(text) + "\n")
     raise SystemExit(EXIT_USAGE)
 
 
@@ -567,16 +585,14 @@ def _open_recorder(
     resumed_from: str | None,
 ) -> Any:
     """The store's listener for this run, or exit 2 (STORE_ERROR) before anything runs."""
+    from drawer.inputs import recorded_inputs
     from drawer.store import RunFacts, RunRecorder
 
     connection, directory = _open_store_or_exit(option)
-    secret = {name for name, spec in loaded.model.inputs.items() if spec.secret}
     facts = RunFacts(
         drawer_path=loaded.path.resolve(),
         content_hash=_content_hash(loaded),
-        inputs={
-            name: "***" if name in secret else value for name, value in resolved.values.items()
-        },
+        inputs=recorded_inputs(loaded.model.inputs, resolved.values),
         edits=edits,
         secrets=resolved.secrets,
         resumed_from=resumed_from,
@@ -640,6 +656,23 @@ def _resume_source(file: str, resume: str, option: Path | None, no_store: bool) 
                 " resume it once it has ended"
             )
         return _Earlier(connection, resume_facts(connection, run.run_id))
+
+
+def _resumed_edits(facts: Any) -> list[str]:
+    """The resumed run's `--set` edits. One that held a secret was recorded masked: it is not
+    applied again (as a secret input, the secret is given again with -i)."""
+    from drawer.context import MASK
+
+    kept = []
+    for edit in facts.edits:
+        if MASK in edit:
+            sys.stderr.write(
+                f"drawer: the --set edit {edit} of run {facts.run_id} held a secret, which was"
+                " not recorded: it is not applied again (give a secret input again with -i)\n"
+            )
+        else:
+            kept.append(edit)
+    return kept
 
 
 def _resumed_inputs(loaded: Any, facts: Any, given: list[str]) -> list[str]:

@@ -31,6 +31,14 @@ class Masker:
             pieces.add(secret)
             pieces.update(line for line in secret.splitlines() if len(line) >= 4)
         self.secrets = sorted(pieces, key=len, reverse=True)
+        self.encoded = [
+            secret.encode("utf-8", "surrogateescape")
+            for secret in self.secrets
+            if _encodable(secret)
+        ]
+        self.longest = max(map(len, self.encoded), default=0)
+        """The longest secret in bytes: a stream cut into pieces holds back this many bytes
+        before a cut, so that no piece ends inside a secret."""
 
     def __bool__(self) -> bool:
         return bool(self.secrets)
@@ -40,6 +48,13 @@ class Masker:
             if secret in text:
                 text = text.replace(secret, MASK)
         return text
+
+    def data(self, data: bytes) -> bytes:
+        """`text` for bytes not yet decoded (a piece of a command's output)."""
+        for secret in self.encoded:
+            if secret in data:
+                data = data.replace(secret, MASK.encode())
+        return data
 
     def value(self, value: Any) -> Any:
         if not self.secrets:
@@ -58,6 +73,15 @@ class Masker:
         return ErrorInfo(
             error.code, self.text(error.message), error.step_path, self.error(error.cause)
         )
+
+
+def _encodable(text: str) -> bool:
+    """False for a lone surrogate from a `\\ud800` escape: no bytes stand for it."""
+    try:
+        text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Interrupt:

@@ -27,6 +27,7 @@ from drawer.counts import (
     is_reference,
 )
 from drawer.graph import dependencies, is_chain
+from drawer.inputs import recorded_inputs
 from drawer.loader import LoadedDrawer
 from drawer.model import (
     AnyStep,
@@ -274,7 +275,7 @@ async def _attempts(
         wait = delay if max_delay is None else min(delay, max_delay)
         if policy.jitter:
             wait *= random.uniform(0.5, 1.0)
-        ctx.emit(ev.StepRetrying(path, attempt + 1, wait, error))
+        ctx.emit(ev.StepRetrying(path, attempt + 1, wait, ctx.masker.error(error) or error))
         await trio.sleep(wait)
         delay *= policy.backoff
     assert outcome is not None
@@ -491,10 +492,7 @@ async def execute_run(
         "started_at": rfc3339(started),
         "ended_at": rfc3339(ended),
         "duration": round(ended - started, 3),
-        "inputs": {
-            name: ("***" if loaded.model.inputs[name].secret else value)
-            for name, value in options.inputs.items()
-        },
+        "inputs": recorded_inputs(loaded.model.inputs, options.inputs),
         "outputs": outputs,
         "steps": {step_id: record.as_json() for step_id, record in scope.records.items()},
         "error": error.as_json() if error else None,
@@ -540,5 +538,6 @@ def resolve_outputs(ctx: RunContext, scope: Scope) -> dict[str, Any]:
             outputs[name] = plain(interpolate_deep(value, scope.lookup))
         except RefError as error:
             outputs[name] = None
-            ctx.emit(ev.OutputLine("", "warning", f"output {name} is null: {error}"))
+            warning = ctx.masker.text(f"output {name} is null: {error}")
+            ctx.emit(ev.OutputLine("", "warning", warning))
     return outputs

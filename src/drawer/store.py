@@ -220,6 +220,7 @@ class RunFacts:
     inputs: dict[str, Any]
     """Secret values already replaced by `***`."""
     edits: list[str]
+    """As given: the recorder masks them (a `--set` edit may hold a secret)."""
     secrets: list[str]
     resumed_from: str | None = None
     definitions: dict[str, str] = field(default_factory=dict)
@@ -442,7 +443,8 @@ class RunRecorder:
             " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
             (event.run_id, _sql_text(str(facts.drawer_path)), facts.content_hash,
              _sql_text(event.name),
-             json_text(facts.inputs), json_text(facts.edits), time.time(), facts.resumed_from,
+             json_text(self.masker.value(facts.inputs)),
+             json_text(self.masker.value(facts.edits)), time.time(), facts.resumed_from,
              json_text(facts.definitions), os.getpid(), socket.gethostname()),
         )  # fmt: skip
 

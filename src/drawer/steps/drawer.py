@@ -13,7 +13,15 @@ from typing import Any
 
 from drawer import engine
 from drawer.context import Masker, Outcome, RunContext, Scope
-from drawer.inputs import InputError, ResolvedInputs, check_type, check_value, convert
+from drawer.inputs import (
+    InputError,
+    ResolvedInputs,
+    check_type,
+    check_value,
+    convert,
+    hide_given_secrets,
+    shown,
+)
 from drawer.loader import InvalidDrawer, LoadedDrawer, load_drawer
 from drawer.model import DrawerStep, InputSpec
 from drawer.records import ErrorInfo
@@ -41,7 +49,9 @@ def _typed(name: str, spec: InputSpec, value: Any) -> Any:
     try:
         return check_type(name, spec, value)
     except InputError:
-        raise InputError(f'input "{name}" must be a {spec.type}, got {value!r}', name) from None
+        raise InputError(
+            f'input "{name}" must be a {spec.type}, got {shown(spec, value)}', name
+        ) from None
 
 
 def _check_inputs(specs: Mapping[str, InputSpec], given: dict[str, Any]) -> ResolvedInputs:
@@ -71,12 +81,7 @@ def child_inputs(step: DrawerStep, child: LoadedDrawer, scope: Scope) -> Resolve
     try:
         return _check_inputs(specs, given)
     except InputError as error:
-        hidden = [
-            to_text(value)
-            for name, value in given.items()
-            if name in specs and specs[name].secret and value is not None
-        ]
-        raise InputError(Masker(hidden).text(str(error)), error.name) from None
+        raise hide_given_secrets([error], specs, given)[0] from None
 
 
 def command_env(ctx: RunContext, step: DrawerStep, scope: Scope) -> dict[str, str]:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import errno
-import itertools
 import json
-import os
 import shutil
 import sys
 from functools import cache
@@ -31,13 +29,13 @@ from drawer.refs import (
 )
 from drawer.shell import ShellTemplate, compile_shell, render_shell
 from drawer.textlines import decode_text, text_lines
+from drawer.valuefiles import CommandFiles
 
 TIMEOUT_PER_ATTEMPT = True
 INLINE_LIMIT = 64 * 1024
 KEEP_TEXT = 1024 * 1024
 KEEP_TEXT_IN_LOOP = 4 * 1024
 LINE_LIMIT = 64 * 1024
-_counter = itertools.count(1)
 
 
 @cache
@@ -76,14 +74,8 @@ def command_bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def _write_value_file(ctx: RunContext, name: str, data: bytes) -> str:
-    path = ctx.tmpdir / f"{name}-{next(_counter)}"
-    path.write_bytes(data)
-    return str(path)
-
-
 def _shell_command(
-    ctx: RunContext, step: RunStep, scope: Scope, env: dict[str, str]
+    ctx: RunContext, step: RunStep, scope: Scope, env: dict[str, str], as_files: dict[str, bytes]
 ) -> tuple[str, ...]:
     assert isinstance(step.run, str)
     template = _compiled(step.run)
@@ -94,7 +86,7 @@ def _shell_command(
         name = f"DRAWER_REF_{shell_ref.number}"
         data = command_bytes(text)
         if len(data) > INLINE_LIMIT:
-            env[name + "_FILE"] = _write_value_file(ctx, name, data)
+            as_files[name + "_FILE"] = data
             as_file.add(shell_ref.number)
         else:
             env[name] = text
@@ -126,7 +118,10 @@ def _argv(step: RunStep, scope: Scope) -> tuple[str, ...]:
     return tuple(argv)
 
 
-def _command_env(ctx: RunContext, step: RunStep, scope: Scope) -> dict[str, str]:
+def _command_env(
+    ctx: RunContext, step: RunStep, scope: Scope, as_files: dict[str, bytes]
+) -> dict[str, str]:
+    """The command's environment; a value it gets as a file is put in `as_files` instead."""
     env = dict(ctx.base_env)
     env.update(step_env(step, scope))
     for name, value in scope.loop_env().items():
@@ -134,7 +129,7 @@ def _command_env(ctx: RunContext, step: RunStep, scope: Scope) -> dict[str, str]
         # (every command of the loop gets these, whether it reads them or not).
         data = command_bytes(value) if len(value) > INLINE_LIMIT // 4 else None
         if "\0" in value or (data is not None and len(data) > INLINE_LIMIT):
-            env[name + "_FILE"] = _write_value_file(ctx, name, data or command_bytes(value))
+            as_files[name + "_FILE"] = data or command_bytes(value)
         else:
             env[name] = value
     return env
@@ -174,8 +169,10 @@ def command_output(
 ) -> CommandOutput:
     """The output object of a run step, secrets masked; its record keeps `keep` characters."""
     mask = ctx.masker.text if ctx.masker else (lambda text: text)
-    stdout = mask(decode(result.stdout))
-    stderr = mask(decode(result.stderr))
+    # A kept tail may begin inside a secret: it is cut past the longest one before masking.
+    cut = ctx.masker.longest
+    stdout = mask(decode(result.stdout)[0 if result.stdout_complete else cut :])
+    stderr = mask(decode(result.stderr)[cut if result.stderr_truncated else 0 :])
     lines: list[str] | None = None
     parsed: Any = None
     if result.stdout_complete:
@@ -207,11 +204,13 @@ def command_output(
 async def execute(
     ctx: RunContext, step: RunStep, scope: Scope, path: str, previous: Outcome | None
 ) -> Outcome:
-    """Run the command once, holding a slot of the run's process budget only while it runs."""
+    """Run the command once, holding a slot of the run's process budget only while it runs.
+    The files it is given (they may hold a secret) exist only while it holds that slot."""
+    as_files: dict[str, bytes] = {}
     try:
-        env = _command_env(ctx, step, scope)
+        env = _command_env(ctx, step, scope, as_files)
         argv = (
-            _shell_command(ctx, step, scope, env)
+            _shell_command(ctx, step, scope, env, as_files)
             if isinstance(step.run, str)
             else _argv(step, scope)
         )
@@ -226,30 +225,34 @@ async def execute(
         return Outcome(None, ErrorInfo(error.code, str(error), path))
     except UnicodeEncodeError as error:  # a lone surrogate from a `\ud800` escape in JSON
         return Outcome(None, _not_text(path, error))
-    output_file = ctx.tmpdir / f"output-{next(_counter)}"
-    env["DRAWER_OUTPUT"] = str(output_file)
-    spec = CommandSpec(argv, env, cwd, spec_stdin)
     splitter = LineSplitter(path, ctx)
     async with ctx.process_limiter:
-        try:
-            result = await run_command(
-                spec,
-                on_output=splitter.feed,
-                on_started=lambda pid: ctx.emit(ev.CommandStarted(path, pid, _clock())),
-                grace=ctx.grace,
-                kill_now=ctx.kill_now,
-            )
-        except OSError as error:
-            code = "VALUE_TOO_LARGE" if error.errno == errno.E2BIG else "STEP_FAILED"
-            return Outcome(None, ErrorInfo(code, f"{path} could not start: {error}", path))
-        except ValueError as error:  # "embedded null byte" in an argument or the environment
-            return Outcome(None, _not_text(path, error))
-        ctx.emit(ev.CommandFinished(path, result.exit_code, _clock()))
+        with CommandFiles(ctx.tmpdir) as files:
+            try:
+                for name, data in as_files.items():
+                    env[name] = files.holding(name.removesuffix("_FILE"), data)
+                output_file = env["DRAWER_OUTPUT"] = files.holding("output", b"")
+            except OSError as error:  # no fd or memory left for one
+                message = f"{path} could not start: {error}"
+                return Outcome(None, ErrorInfo("STEP_FAILED", message, path))
+            spec = CommandSpec(argv, env, cwd, spec_stdin)
+            try:
+                result = await run_command(
+                    spec,
+                    on_output=splitter.feed,
+                    on_started=lambda pid: ctx.emit(ev.CommandStarted(path, pid, _clock())),
+                    grace=ctx.grace,
+                    kill_now=ctx.kill_now,
+                )
+            except OSError as error:
+                code = "VALUE_TOO_LARGE" if error.errno == errno.E2BIG else "STEP_FAILED"
+                return Outcome(None, ErrorInfo(code, f"{path} could not start: {error}", path))
+            except ValueError as error:  # "embedded null byte" in an argument or the env
+                return Outcome(None, _not_text(path, error))
+            ctx.emit(ev.CommandFinished(path, result.exit_code, _clock()))
+            written = files.read(output_file)
     splitter.flush()
-    values: dict[str, str] = {}
-    if os.path.exists(output_file):
-        values = parse_output_file(output_file.read_text(encoding="utf-8", errors="replace"))
-        output_file.unlink()
+    values = parse_output_file(written.decode("utf-8", errors="replace"))
     keep = KEEP_TEXT_IN_LOOP if in_iteration(path) else KEEP_TEXT  # iteration records
     output = command_output(result, values, keep, ctx)
     if result.not_found:
@@ -308,15 +311,23 @@ class LineSplitter:
         *lines, rest = chunk.split(b"\n")
         for line in lines:
             pending += line
-            self._emit_long(stream, pending)
+            self._emit_long(stream, pending, whole=True)
             self.emit(stream, bytes(pending))
             pending.clear()
         pending += rest
-        self._emit_long(stream, pending)
+        self._emit_long(stream, pending, whole=False)
 
-    def _emit_long(self, stream: str, pending: bytearray) -> None:
-        """Emit whole pieces of LINE_LIMIT bytes from the front of `pending`."""
-        while len(pending) > LINE_LIMIT:
+    def _emit_long(self, stream: str, pending: bytearray, *, whole: bool) -> None:
+        """Emit whole pieces of LINE_LIMIT bytes from the front of `pending`. With secrets,
+        the secrets in it are masked before a cut, and while the line goes on a cut waits
+        until the bytes after it could hold the longest secret: no piece shows part of one."""
+        masker = self.ctx.masker
+        while len(pending) > LINE_LIMIT + (0 if whole else masker.longest):
+            if masker.longest:
+                masked = masker.data(bytes(pending))
+                if len(masked) != len(pending) or masked != pending:
+                    pending[:] = masked
+                    continue
             cut = LINE_LIMIT
             while cut > LINE_LIMIT - 4 and pending[cut] & 0xC0 == 0x80:  # inside a character
                 cut -= 1
@@ -325,6 +336,7 @@ class LineSplitter:
 
     def flush(self) -> None:
         for stream, rest in self.partial.items():
+            self._emit_long(stream, rest, whole=True)
             if rest:
                 self.emit(stream, bytes(rest))
         self.partial.clear()
