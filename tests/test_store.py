@@ -159,6 +159,9 @@ def test_no_store_writes_nothing_and_drawer_home_moves_it(tmp_path: Path) -> Non
     assert not (tmp_path / ".drawer").exists()
     empty = run_cli("d.yaml", "history", "--json", cwd=tmp_path)
     assert empty.returncode == 0 and json.loads(empty.stdout) == []
+    nothing = run_cli("d.yaml", "run", "--resume", "last", "--no-store", cwd=tmp_path)
+    assert nothing.returncode == 2 and "no runs" in nothing.stderr
+    assert not (tmp_path / ".drawer").exists()  # reading never creates the store
 
     home = tmp_path / "home"
     env = {"DRAWER_HOME": str(home)}
@@ -402,6 +405,41 @@ def test_history_show_and_logs_read_a_store_on_a_read_only_medium(tmp_path: Path
             if not mounted:
                 for item in [project, *project.rglob("*")]:
                     item.chmod(item.stat().st_mode | 0o200)
+
+
+def test_a_read_only_store_left_by_a_killed_writer_is_read_with_its_wal(tmp_path: Path) -> None:
+    """A store copied while a writer had it open holds `-wal` and `-shm`: read with them.
+    Without the `-shm` and no way to make one, reading would miss the WAL: exit 2 saying so."""
+    project = tmp_path / "project"
+    with tmpfs(project, "16m") as mounted:
+        if not mounted:
+            pytest.skip("a read-only remount needs root")
+        write(project, "steps:\n  - id: a\n    run: echo hi\n")
+        assert run_cli("d.yaml", "run", cwd=project).returncode == 0
+        database = project / ".drawer" / DATABASE
+        killed = (
+            "import os, sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None);"
+            " c.execute(\"INSERT INTO runs SELECT 'from-the-wal', drawer_path, content_hash,"
+            " name, inputs, edits, 'failed', started_at + 1, ended_at + 1, error, NULL,"
+            ' document, definitions, NULL, NULL FROM runs"); os._exit(0)'
+        )
+        subprocess.run([sys.executable, "-c", killed, str(database)], check=True, timeout=60)
+        assert Path(f"{database}-wal").stat().st_size > 0
+        remount = ["mount", "-o", "remount,ro", str(project)]
+        assert subprocess.run(remount, capture_output=True, timeout=30).returncode == 0
+        history = run_cli("d.yaml", "history", "--json", cwd=project)
+        assert history.returncode == 0, history.stderr
+        ids = [run["run_id"] for run in json.loads(history.stdout)]
+        assert len(ids) == 2 and ids[0] == "from-the-wal"
+
+        remount[2] = "remount,rw"
+        assert subprocess.run(remount, capture_output=True, timeout=30).returncode == 0
+        Path(f"{database}-shm").unlink()
+        remount[2] = "remount,ro"
+        assert subprocess.run(remount, capture_output=True, timeout=30).returncode == 0
+        refused = run_cli("d.yaml", "history", cwd=project)
+        assert refused.returncode == 2 and "STORE_ERROR" in refused.stderr, refused.stderr
+        assert "write-ahead log" in refused.stderr and "copy the store" in refused.stderr
 
 
 DAMAGE_LOOP = """\
