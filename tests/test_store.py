@@ -573,3 +573,4 @@ def test_a_run_whose_store_filled_up_is_unrecorded_and_not_resumed(
         assert resumed.returncode == 0, resumed.stderr
         assert (tmp_path / "done.txt").read_text() == "done\n"  # reused from the document
         assert json.loads(resumed.stdout)["steps"]["each"]["output"]["succeeded"] == 400
+        assert rows(store / DATABASE, "PRAGMA integrity_check") == [("ok",)]
