@@ -384,7 +384,9 @@ def test_a_sub_drawer_change_is_a_change_of_the_calling_step(tmp_path: Path) -> 
 # 6. schema migration ----------------------------------------------------------------------------
 
 
-def test_a_store_from_schema_1_is_migrated_and_its_runs_stay_readable(tmp_path: Path) -> None:
+def test_a_store_from_schema_1_is_migrated_by_run_and_read_as_it_is_by_history(
+    tmp_path: Path,
+) -> None:
     write(tmp_path / "d.yaml", "steps:\n  - id: a\n    run: echo a >> calls.txt\n")
     store = tmp_path / ".drawer"
     store.mkdir()
@@ -407,6 +409,12 @@ def test_a_store_from_schema_1_is_migrated_and_its_runs_stay_readable(tmp_path: 
     history = run_cli("d.yaml", "history", "--json", cwd=tmp_path)
     assert history.returncode == 0, history.stderr
     assert [run["run_id"] for run in json.loads(history.stdout)] == ["old-run"]
+    shown = run_cli("d.yaml", "show", "old-run", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    # The read verbs read it through a migrated copy in memory: they write nothing.
+    reading = sqlite3.connect(store / DATABASE)
+    assert reading.execute("PRAGMA user_version").fetchone() == (1,)
+    reading.close()
     migrated = open_store(store)
     assert migrated is not None
     assert migrated.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)

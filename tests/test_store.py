@@ -3,13 +3,16 @@ two writers at once, secrets kept out of every byte."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +22,11 @@ import trio
 from drawer.engine import RunOptions, execute_run
 from drawer.inputs import resolve_inputs
 from drawer.paths import parent
+from drawer.resume import definitions
 from drawer.store import (
     DATABASE,
     SCHEMA_VERSION,
+    UNRECORDED,
     RunFacts,
     RunRecorder,
     item_identity,
@@ -154,6 +159,9 @@ def test_no_store_writes_nothing_and_drawer_home_moves_it(tmp_path: Path) -> Non
     assert not (tmp_path / ".drawer").exists()
     empty = run_cli("d.yaml", "history", "--json", cwd=tmp_path)
     assert empty.returncode == 0 and json.loads(empty.stdout) == []
+    nothing = run_cli("d.yaml", "run", "--resume", "last", "--no-store", cwd=tmp_path)
+    assert nothing.returncode == 2 and "no runs" in nothing.stderr
+    assert not (tmp_path / ".drawer").exists()  # reading never creates the store
 
     home = tmp_path / "home"
     env = {"DRAWER_HOME": str(home)}
@@ -276,8 +284,8 @@ def test_a_secret_never_reaches_the_store_or_show(tmp_path: Path, status: str) -
 
 
 def test_a_store_that_fails_mid_run_still_records_the_run_s_end(tmp_path: Path) -> None:
-    """After a write fails, the run's row still gets its status and document: it is never
-    left `running` (issue 11 item 16)."""
+    """After a write fails, the run's row still gets its end and document: it is never
+    left `running` (issue 11 item 16), and it is `unrecorded`, not ok (issue 12 item 7)."""
     store = tmp_path / "store"
     drop = f"import sqlite3; sqlite3.connect({str(store / DATABASE)!r}).execute('DROP TABLE steps')"
     loaded = load(
@@ -303,7 +311,7 @@ def test_a_store_that_fails_mid_run_still_records_the_run_s_end(tmp_path: Path) 
     assert document["status"] == "ok"
     assert recorder.failure is not None and "no such table: steps" in recorder.failure
     [(status, recorded)] = rows(store / DATABASE, "SELECT status, document FROM runs")
-    assert status == "ok"
+    assert status == UNRECORDED
     assert json.loads(recorded) == document
 
 
@@ -321,3 +329,248 @@ def test_a_drawer_in_a_directory_named_in_latin_1_is_recorded(tmp_path: Path) ->
     assert json.loads(shown.stdout)["status"] == "ok"
     [(path,)] = rows(folder / ".drawer" / DATABASE, "SELECT drawer_path FROM runs")
     assert path.endswith("caf\\xe9/d.yaml")
+
+
+# the store at its edges (issue 12 item 7) ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[bool]:
+    """A tmpfs of `size` mounted at `path` (as root); False where none can be mounted."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = False
+    if os.geteuid() == 0 and shutil.which("mount"):
+        command = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)]
+        mounted = subprocess.run(command, capture_output=True, timeout=30).returncode == 0
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
+
+
+def make_read_only(path: Path, mounted: bool) -> None:
+    """Writes into `path` fail from now on: a read-only remount as root, else permissions."""
+    if mounted:
+        remount = ["mount", "-o", "remount,ro", str(path)]
+        assert subprocess.run(remount, capture_output=True, timeout=30).returncode == 0
+        return
+    if os.geteuid() == 0:
+        pytest.skip("root ignores file permissions and cannot mount a read-only tmpfs here")
+    for item in [path, *path.rglob("*")]:
+        item.chmod(item.stat().st_mode & ~0o222)
+
+
+def snapshot(path: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(path.rglob("*"))}
+
+
+def test_history_show_and_logs_read_a_store_on_a_read_only_medium(tmp_path: Path) -> None:
+    """As from an artifact: only drawer.db, in a directory nothing can be written to; the
+    read verbs read it without creating or migrating anything (issue 12 item 7)."""
+    project = tmp_path / "project"
+    with tmpfs(project, "16m") as mounted:
+        try:
+            write(project, "steps:\n  - id: a\n    run: echo out-$RANDOM; exit ${inputs.code}\n"
+                  "inputs:\n  code: {type: integer, default: 0}\n")  # fmt: skip
+            first = run_cli("d.yaml", "run", "--json", cwd=project)
+            second = run_cli("d.yaml", "run", "--json", "-i", "code=1", cwd=project)
+            assert (first.returncode, second.returncode) == (0, 1), first.stderr + second.stderr
+            store = project / ".drawer"
+            assert (store / DATABASE).is_file() and not list(store.glob(f"{DATABASE}-*"))
+            make_read_only(project, mounted)
+            before = snapshot(project)
+
+            history = run_cli("d.yaml", "history", "--json", cwd=project)
+            assert history.returncode == 0, history.stderr
+            assert [run["status"] for run in json.loads(history.stdout)] == ["failed", "ok"]
+            for result in (first, second):
+                document = json.loads(result.stdout)
+                shown = run_cli("d.yaml", "show", document["run_id"], "--json", cwd=project)
+                assert shown.returncode == 0, shown.stderr
+                assert json.loads(shown.stdout) == document
+                logs = run_cli("d.yaml", "logs", document["run_id"], "a", cwd=project)
+                assert logs.returncode == 0, logs.stderr
+                assert logs.stdout == document["steps"]["a"]["output"]["stdout"] + "\n"
+            summary = run_cli("d.yaml", "show", "last", cwd=project)
+            assert summary.returncode == 0 and "failed" in summary.stdout, summary.stderr
+            resumed = run_cli("d.yaml", "run", "--resume", "last", "--no-store", cwd=project)
+            assert resumed.returncode == 1 and "Traceback" not in resumed.stderr, resumed.stderr
+
+            refused = run_cli("d.yaml", "run", cwd=project)
+            assert refused.returncode == 2 and "STORE_ERROR" in refused.stderr
+            assert "read-only" in refused.stderr and str(store / DATABASE) in refused.stderr
+            assert snapshot(project) == before
+        finally:
+            if not mounted:
+                for item in [project, *project.rglob("*")]:
+                    item.chmod(item.stat().st_mode | 0o200)
+
+
+def test_a_read_only_store_left_by_a_killed_writer_is_read_with_its_wal(tmp_path: Path) -> None:
+    """A store copied while a writer had it open holds `-wal` and `-shm`: read with them.
+    Without the `-shm` and no way to make one, reading would miss the WAL: exit 2 saying so."""
+    project = tmp_path / "project"
+    with tmpfs(project, "16m") as mounted:
+        if not mounted:
+            pytest.skip("a read-only remount needs root")
+        write(project, "steps:\n  - id: a\n    run: echo hi\n")
+        assert run_cli("d.yaml", "run", cwd=project).returncode == 0
+        database = project / ".drawer" / DATABASE
+        killed = (
+            "import os, sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None);"
+            " c.execute(\"INSERT INTO runs SELECT 'from-the-wal', drawer_path, content_hash,"
+            " name, inputs, edits, 'failed', started_at + 1, ended_at + 1, error, NULL,"
+            ' document, definitions, NULL, NULL FROM runs"); os._exit(0)'
+        )
+        subprocess.run([sys.executable, "-c", killed, str(database)], check=True, timeout=60)
+        assert Path(f"{database}-wal").stat().st_size > 0
+        remount = ["mount", "-o", "remount,ro", str(project)]
+        assert subprocess.run(remount, capture_output=True, timeout=30).returncode == 0
+        history = run_cli("d.yaml", "history", "--json", cwd=project)
+        assert history.returncode == 0, history.stderr
+        ids = [run["run_id"] for run in json.loads(history.stdout)]
+        assert len(ids) == 2 and ids[0] == "from-the-wal"
+
+        remount[2] = "remount,rw"
+        assert subprocess.run(remount, capture_output=True, timeout=30).returncode == 0
+        Path(f"{database}-shm").unlink()
+        remount[2] = "remount,ro"
+        assert subprocess.run(remount, capture_output=True, timeout=30).returncode == 0
+        refused = run_cli("d.yaml", "history", cwd=project)
+        assert refused.returncode == 2 and "STORE_ERROR" in refused.stderr, refused.stderr
+        assert "write-ahead log" in refused.stderr and "copy the store" in refused.stderr
+
+
+DAMAGE_LOOP = """\
+steps:
+  - id: each
+    kind: for_each
+    over: {range: [0, 300]}
+    steps:
+      - id: v
+        kind: value
+        value: ${item}
+  - id: mark
+    run: echo ran >> ran.txt
+"""
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_a_damaged_data_page_is_refused_by_run_and_reported_by_the_readers(
+    tmp_path: Path, where: str
+) -> None:
+    """A page in the body of a real store overwritten: `run` checks the store at open and
+    refuses it (exit 2, nothing runs); the read verbs and --resume never show a traceback
+    (issue 12 item 7)."""
+    write(tmp_path, DAMAGE_LOOP)
+    for _ in range(3):
+        assert run_cli("d.yaml", "run", "--quiet", cwd=tmp_path).returncode == 0
+    database = tmp_path / ".drawer" / DATABASE
+    [(pages,)] = rows(database, "PRAGMA page_count")
+    assert rows(database, "PRAGMA freelist_count") == [(0,)] and pages > 50
+    page = {"first": 2, "middle": pages // 2, "last": pages}[where]
+    with database.open("r+b") as handle:
+        handle.seek((page - 1) * 4096)
+        handle.write(b"\xff" * 4096)
+    try:
+        problems = rows(database, "PRAGMA quick_check")
+    except sqlite3.DatabaseError as error:
+        problems = [(str(error),)]
+    assert problems != [("ok",)]
+
+    refused = run_cli("d.yaml", "run", cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert f"STORE_ERROR: the run store {database} is damaged" in refused.stderr
+    assert "aside" in refused.stderr and "--no-store" in refused.stderr
+    assert (tmp_path / "ran.txt").read_text() == "ran\n" * 3
+    readers = (["history"], ["show", "last"], ["show", "last", "--json"], ["logs", "last"])
+    resumes = (["run", "--resume", "last"], ["run", "--resume", "last", "--no-store"])
+    for verb in (*readers, *resumes):
+        result = run_cli("d.yaml", *verb, cwd=tmp_path)
+        assert "Traceback" not in result.stderr, (verb, result.stderr)
+        assert result.returncode in (0, 2), (verb, result.stderr)
+        if result.returncode == 2:
+            assert "STORE_ERROR" in result.stderr and str(database) in result.stderr, verb
+        if verb[0] == "run":
+            assert result.returncode == 2, verb
+    assert (tmp_path / "ran.txt").read_text() == "ran\n" * 3
+    assert run_cli("d.yaml", "run", "--no-store", cwd=tmp_path).returncode == 0
+
+
+FULL_DISK = """\
+steps:
+  - id: fill
+    run: {fill}
+  - id: each
+    kind: for_each
+    over: {{range: [0, 400]}}
+    steps:
+      - id: v
+        kind: value
+        value: ${{item}}
+  - id: last
+    run: echo done >> done.txt
+"""
+
+
+@pytest.mark.parametrize("full", ["tmpfs", "max_page_count"])
+def test_a_run_whose_store_filled_up_is_unrecorded_and_not_resumed(
+    tmp_path: Path, full: str
+) -> None:
+    """The store's disk fills up mid-run: a real tmpfs (as root), or SQLite's page limit.
+    The run goes on, its row says `unrecorded` (not `interrupted`), `history` and `show`
+    say so, and `--resume` refuses it; its run document resumes it (issue 12 item 7)."""
+    disk = tmp_path / "disk"
+    store = disk / "store"
+    document_file = tmp_path / "run.json"
+    with tmpfs(disk, "512k") as mounted:
+        if full == "tmpfs":
+            if not mounted:
+                pytest.skip("mounting a tmpfs needs root")
+            fill = f"head -c 10000000 /dev/zero > {disk / 'ballast'} || true"
+            write(tmp_path, FULL_DISK.format(fill=json.dumps(fill)))
+            ran = run_cli("d.yaml", "run", "--store", str(store), "--output", str(document_file),
+                          cwd=tmp_path)  # fmt: skip
+            assert ran.returncode == 0, ran.stderr
+            assert "stopped recording" in ran.stderr and "No space left" in ran.stderr
+        else:
+            loaded = load(tmp_path, FULL_DISK.format(fill="'true'"), name="d.yaml")
+            connection = open_store(store)
+            [(pages,)] = connection.execute("PRAGMA page_count").fetchall()
+            connection.execute(f"PRAGMA max_page_count = {pages + 2}")
+            steps = definitions(loaded)
+            facts = RunFacts(loaded.path.resolve(), "h", {}, [], [], definitions=steps)
+            recorder = RunRecorder(connection, store, facts)
+            options = RunOptions(
+                {}, [], [recorder], workdir=tmp_path, commit=recorder.commit, definitions=steps
+            )
+
+            async def main() -> dict[str, Any]:
+                return await execute_run(loaded, options)
+
+            document = trio.run(main)
+            connection.close()
+            assert document["status"] == "ok"
+            assert recorder.failure is not None and "full" in recorder.failure
+            document_file.write_text(json.dumps(document))
+        assert (tmp_path / "done.txt").read_text() == "done\n"
+
+        history = run_cli("d.yaml", "history", "--json", "--store", str(store), cwd=tmp_path)
+        assert history.returncode == 0, history.stderr
+        [run] = json.loads(history.stdout)
+        assert run["status"] == UNRECORDED
+        shown = run_cli("d.yaml", "show", "last", "--store", str(store), cwd=tmp_path)
+        assert shown.returncode == 0 and f"is {UNRECORDED}" in shown.stderr, shown.stderr
+        refused = run_cli("d.yaml", "run", "--resume", "last", "--store", str(store),
+                          cwd=tmp_path)  # fmt: skip
+        assert refused.returncode == 2 and f"is {UNRECORDED}" in refused.stderr, refused.stderr
+        assert "cannot be trusted" in refused.stderr and "Traceback" not in refused.stderr
+
+        (disk / "ballast").unlink(missing_ok=True)
+        resumed = run_cli("d.yaml", "run", "--resume", str(document_file), "--store",
+                          str(store), "--json", cwd=tmp_path)  # fmt: skip
+        assert resumed.returncode == 0, resumed.stderr
+        assert (tmp_path / "done.txt").read_text() == "done\n"  # reused from the document
+        assert json.loads(resumed.stdout)["steps"]["each"]["output"]["succeeded"] == 400
+        assert rows(store / DATABASE, "PRAGMA integrity_check") == [("ok",)]

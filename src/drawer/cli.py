@@ -615,12 +615,15 @@ def _resume_source(file: str, resume: str, option: Path | None, no_store: bool) 
     import sqlite3
 
     from drawer.store import (
+        UNRECORDED,
         DocumentError,
         StoreError,
+        check_store,
         find_run,
         import_document,
         migrate,
         resume_facts,
+        store_directory,
     )
 
     path = find_drawer(file).resolve()
@@ -640,10 +643,14 @@ def _resume_source(file: str, resume: str, option: Path | None, no_store: bool) 
             return _Earlier(connection, resume_facts(connection, run_id))
         except (DocumentError, StoreError, sqlite3.Error) as error:
             fail(f"--resume {resume}: {error}")
-    # With --no-store this run records nothing, but the run it resumes is read from the store.
-    connection, directory = _open_store_or_exit(option)
-    with _reading_store():
-        run = find_run(connection, path, resume)
+    # Read-only: with --no-store this run records nothing; else the recorder opens the store
+    # for writing, and checks it, before anything runs.
+    directory = store_directory(option, os.environ, Path.cwd())
+    connection = _read_store_or_exit(directory)
+    with _reading_store(directory):
+        if no_store and connection is not None:
+            check_store(connection, directory)
+        run = find_run(connection, path, resume) if connection is not None else None
         if run is None:
             what = "no runs" if resume == "last" else f"no run {resume}"
             fail(
@@ -654,6 +661,13 @@ def _resume_source(file: str, resume: str, option: Path | None, no_store: bool) 
             fail(
                 f"--resume {resume}: run {run.run_id} is still running (process {run.pid});"
                 " resume it once it has ended"
+            )
+        if run.status == UNRECORDED:
+            fail(
+                f"--resume {resume}: run {run.run_id} is {UNRECORDED}: its store stopped"
+                " recording it (a full disk?), so it lacks steps that may have finished and"
+                " cannot be trusted to resume from; resume from the run document it wrote"
+                " (--output), or start a new run"
             )
         return _Earlier(connection, resume_facts(connection, run.run_id))
 
@@ -859,14 +873,20 @@ def _github_report(github: Any, document: dict[str, Any], loaded: Any, stream: A
 
 
 def _open_history(file: str, option: Path | None) -> tuple[Path, Any, Path]:
-    """The drawer file's resolved path, the store's connection (None: nothing recorded yet)
-    and its directory; exit 2 when the store cannot be read."""
-    from drawer.store import StoreError, open_store, store_directory
+    """The drawer file's resolved path, the store's connection, read-only (None: nothing
+    recorded yet) and its directory; exit 2 when the store cannot be read."""
+    from drawer.store import store_directory
 
     path = find_drawer(file).resolve()
     directory = store_directory(option, os.environ, Path.cwd())
+    return path, _read_store_or_exit(directory), directory
+
+
+def _read_store_or_exit(directory: Path) -> Any:
+    from drawer.store import StoreError, read_store
+
     try:
-        return path, open_store(directory, create=False), directory
+        return read_store(directory)
     except StoreError as error:
         fail(f"STORE_ERROR: {error}")
 
@@ -876,7 +896,8 @@ def _past_run(file: str, run_id: str, option: Path | None) -> tuple[Any, Any, Pa
     from drawer.store import DATABASE, find_run
 
     path, connection, directory = _open_history(file, option)
-    run = find_run(connection, path, run_id) if connection is not None else None
+    with _reading_store(directory):
+        run = find_run(connection, path, run_id) if connection is not None else None
     if run is None:
         what = "no runs" if run_id == "last" else f"no run {run_id}"
         fail(f"{what} of {path} recorded in {directory / DATABASE} (see: drawer {file} history)")
@@ -884,13 +905,16 @@ def _past_run(file: str, run_id: str, option: Path | None) -> tuple[Any, Any, Pa
 
 
 @contextmanager
-def _reading_store() -> Iterator[None]:
-    from drawer.store import StoreError
+def _reading_store(directory: Path) -> Iterator[None]:
+    """Exit 2 (STORE_ERROR) when a read fails; a malformed store is named, with what to do."""
+    from drawer.store import DATABASE, StoreDamaged, StoreError
 
     try:
         yield
+    except StoreDamaged as error:
+        fail(f"STORE_ERROR: {StoreDamaged(error.problem, error.directory or directory)}")
     except StoreError as error:
-        fail(f"STORE_ERROR: {error}")
+        fail(f"STORE_ERROR: {error} ({directory / DATABASE})")
 
 
 StoreOption = Annotated[
@@ -910,8 +934,8 @@ def history(
     from drawer.records import rfc3339
     from drawer.store import runs_of
 
-    path, connection, _ = _open_history(file, store)
-    with _reading_store():
+    path, connection, directory = _open_history(file, store)
+    with _reading_store(directory):
         runs = runs_of(connection, path, limit) if connection is not None else []
     if as_json:
         sys.stdout.write(json.dumps([run.as_json() for run in runs], indent=2) + "\n")
@@ -934,11 +958,16 @@ def show(
     store: StoreOption = None,
 ) -> None:
     """One past run: its summary, or with --json its run document."""
-    from drawer.store import run_document
+    from drawer.store import UNRECORDED, run_document
 
-    connection, run, _ = _past_run(file, run_id, store)
-    with _reading_store():
+    connection, run, directory = _past_run(file, run_id, store)
+    with _reading_store(directory):
         document = run_document(connection, run.run_id)
+    if run.status == UNRECORDED:
+        sys.stderr.write(
+            f"drawer: warning: run {run.run_id} is {UNRECORDED}: its store stopped recording it"
+            " (a full disk?), so steps may be missing from what follows\n"
+        )
     if as_json:
         sys.stdout.write(_document_text(document, pretty=sys.stdout.isatty()))
         return
@@ -949,7 +978,7 @@ def show(
 
     # The store keeps every step's record, a sub-drawer's steps too (the document cannot).
     failing = root_cause(document["error"]).get("step_path") if document.get("error") else None
-    with _reading_store():
+    with _reading_store(directory):
         hidden = (
             {failing: stderr_tail(step_output(connection, run.run_id, failing))} if failing else {}
         )
@@ -972,7 +1001,7 @@ def logs(
     from drawer.store import has_step, step_logs
 
     connection, run, directory = _past_run(file, run_id, store)
-    with _reading_store():
+    with _reading_store(directory):
         found = step_logs(connection, directory, run.run_id)
     if step_path is None:
         for path, log in found:
@@ -984,7 +1013,7 @@ def logs(
     if step_path in logs_by_path:
         sys.stdout.write(logs_by_path[step_path].read_text(encoding="utf-8", errors="replace"))
         return
-    with _reading_store():
+    with _reading_store(directory):
         if not has_step(connection, run.run_id, step_path):
             fail(f"run {run.run_id} has no step {step_path!r}")
 

@@ -10,6 +10,7 @@ processes can record into one store at once).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -45,10 +46,31 @@ FLUSH_ROWS = 2_000
 """Rows buffered before they are written without waiting for a loop slot."""
 THREAD_BELOW = 64
 """Transactions of fewer rows are written from a worker thread (see RunRecorder.commit)."""
+RESERVE = "reserve"
+"""A file of RESERVE_BYTES that `run` keeps in the store: when a write fails (a full disk),
+deleting it leaves room to mark the run `unrecorded`; the next run makes it again."""
+RESERVE_BYTES = 64 * 1024
+UNRECORDED = "unrecorded"
+"""The status of a run whose recording stopped before it ended (a full disk): its rows miss
+steps that may have finished, so it is shown as such and never resumed from."""
 
 
 class StoreError(Exception):
     """The store cannot be opened or read (STORE_ERROR); the message names its path."""
+
+
+class StoreDamaged(StoreError):
+    """SQLite finds the store malformed; `directory` is None where the reader does not know
+    it (the command line does)."""
+
+    def __init__(self, problem: str, directory: Path | None = None) -> None:
+        where, aside = (f" {directory / DATABASE}", str(directory)) if directory else ("", "it")
+        super().__init__(
+            f"the run store{where} is damaged ({problem}): move {aside} aside and drawer"
+            " starts a new store there"
+        )
+        self.problem = problem
+        self.directory = directory
 
 
 def store_directory(option: Path | None, environ: Mapping[str, str], cwd: Path) -> Path:
@@ -179,16 +201,15 @@ def migrate(connection: sqlite3.Connection) -> None:
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         connection.execute("COMMIT")
     except BaseException:
-        connection.execute("ROLLBACK")
+        if connection.in_transaction:  # else the error would be "no transaction is active"
+            connection.execute("ROLLBACK")
         raise
 
 
-def open_store(directory: Path, *, create: bool = True) -> sqlite3.Connection | None:
-    """The store's connection (WAL, busy timeout, schema migrated); None when `create` is
-    false and there is no store yet. Raises StoreError naming the database's path."""
+def open_store(directory: Path) -> sqlite3.Connection:
+    """The store's connection for a run to record into (WAL, busy timeout, integrity checked,
+    schema migrated), created when missing. Raises StoreError naming the database's path."""
     database = directory / DATABASE
-    if not create and not database.is_file():
-        return None
     try:
         if not directory.exists():
             directory.mkdir(parents=True)
@@ -199,12 +220,122 @@ def open_store(directory: Path, *, create: bool = True) -> sqlite3.Connection | 
         raise StoreError(f"cannot open the run store {database}: {error}") from None
     try:
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        problem = _first_problem(connection)
+        if problem is not None:
+            raise StoreDamaged(problem, directory)
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
         migrate(connection)
+        _keep_reserve(directory / RESERVE)
+    except StoreDamaged:
+        connection.close()
+        raise
     except (sqlite3.Error, StoreError) as error:
         connection.close()
-        raise StoreError(f"cannot use the run store {database}: {error}") from None
+        why = str(error)
+        if isinstance(error, sqlite3.Error) and not os.access(directory, os.W_OK):
+            why += ": its directory is read-only (history, show and logs read it; a run writes)"
+        raise StoreError(f"cannot use the run store {database}: {why}") from None
+    return connection
+
+
+def _keep_reserve(path: Path) -> None:
+    try:
+        if path.stat().st_size >= RESERVE_BYTES:
+            return
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return
+    try:
+        with path.open("wb") as handle:
+            handle.write(bytes(RESERVE_BYTES))
+    except OSError:  # no room for it now: the next run tries again
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def check_store(connection: sqlite3.Connection, directory: Path) -> None:
+    """Raise StoreDamaged at the first problem SQLite's `quick_check` finds."""
+    problem = _read(lambda: _first_problem(connection))
+    if problem is not None:
+        raise StoreDamaged(problem, directory)
+
+
+def _first_problem(connection: sqlite3.Connection) -> str | None:
+    """`quick_check` reads every page once (O(size): 0.3 ms for a store of a few runs, 53 ms
+    for one of 100,000 iterations, 50 MB) and checks each b-tree page's structure (not that
+    indexes match their tables, which costs more and drawer's one index does not need)."""
+    try:
+        problems = connection.execute("PRAGMA quick_check(1)").fetchall()
+    except sqlite3.DatabaseError as error:
+        if not _is_damage(error):
+            raise
+        return str(error)
+    return None if problems == [("ok",)] else str(problems[0][0])
+
+
+def _is_damage(error: sqlite3.Error) -> bool:
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def read_store(directory: Path) -> sqlite3.Connection | None:
+    """The store's connection for `history`, `show` and `logs`: read-only, it never creates,
+    migrates or writes anything, so a store on a read-only medium (an artifact, another
+    user's) can be read; None when there is no store. A store of an older schema is read
+    through a migrated copy in memory (the next `run` migrates it in place)."""
+    database = directory / DATABASE
+    if not database.is_file():
+        return None
+    try:
+        connection = _connect_read_only(database)
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            connection.close()
+            raise StoreError(
+                f"the run store {database} has schema version {version}, newer than this"
+                f" drawer knows ({SCHEMA_VERSION})"
+            )
+        if version < SCHEMA_VERSION:
+            memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            connection.backup(memory)
+            connection.close()
+            migrate(memory)
+            connection = memory
+    except sqlite3.Error as error:
+        if _is_damage(error):
+            raise StoreDamaged(str(error), directory) from None
+        raise StoreError(f"cannot read the run store {database}: {error}") from None
+    return connection
+
+
+def _connect_read_only(database: Path) -> sqlite3.Connection:
+    """`mode=ro`, which needs the WAL index (`-shm`) to exist or to be creatable; else, on a
+    read-only medium with no WAL left behind, `immutable=1` (no locks: no writer can be
+    there, for a writer would have made the index). sqlite.org/wal.html, "Read-Only
+    Databases"."""
+    uri = database.absolute().as_uri()
+    connection = sqlite3.connect(
+        f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+    )
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    try:
+        connection.execute("PRAGMA user_version").fetchone()  # the first read opens the WAL
+    except sqlite3.OperationalError as error:
+        connection.close()
+        if getattr(error, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_CANTOPEN:
+            raise
+        wal = Path(f"{database}-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            raise StoreError(
+                f"cannot read the run store {database}: its write-ahead log {wal.name} has no"
+                f" index ({database.name}-shm) and none can be made here (a read-only"
+                " directory): copy the store somewhere writable and read it there"
+            ) from None
+        return sqlite3.connect(
+            f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False
+        )
     return connection
 
 
@@ -314,11 +445,26 @@ class RunRecorder:
             self.flush()
 
     def stop(self, error: Exception) -> None:
-        if self.failure is None:  # the first failure is the one to report
-            self.failure = f"the run store {self.directory / DATABASE} stopped recording: {error}"
         self.pending.clear()
         self.close_logs()
         self.flushed.set()
+        if self.failure is None:  # the first failure is the one to report
+            self.failure = f"the run store {self.directory / DATABASE} stopped recording: {error}"
+            with contextlib.suppress(OSError):
+                (self.directory / RESERVE).unlink()
+            self.mark_unrecorded()
+
+    def mark_unrecorded(self) -> None:
+        """Mark the run `unrecorded` as soon as a write fails (a full disk, say): the store
+        lacks rows of steps that may have finished, so it is not resumed from. The update
+        shrinks the row (its pid and host only serve a `running` row), so SQLite rewrites it
+        in place and needs no new page, and its WAL frame takes the room of the RESERVE file,
+        just deleted; when even that fails, the run reads `interrupted`."""
+        with contextlib.suppress(sqlite3.Error), self.writing:
+            self.connection.execute(
+                "UPDATE runs SET status = ?, pid = NULL, host = NULL WHERE id = ?",
+                (UNRECORDED, self.run_id),
+            )
 
     def add(self, sql: str, params: Any) -> None:
         self.pending.append((sql, params))
@@ -482,15 +628,19 @@ class RunRecorder:
     def run_finished(self, document: dict[str, Any]) -> None:
         self.close_logs()
         self.flush()
-        # After a failure to record, the run's row still gets its end and its document, so
-        # that it is not left `running`: `show` reads the document; resume runs again what
-        # the missing rows would have reused.
+        # After a failure to record, the run's row still gets its end and its document when
+        # it can (`show` reads the document), and stays `unrecorded`.
+        status = document["status"] if self.failure is None else UNRECORDED
         text = json_text(document)
-        with self.writing:
-            self.connection.execute(
-                "UPDATE runs SET status = ?, ended_at = ?, error = ?, document = ? WHERE id = ?",
-                (document["status"], time.time(), json_text(document["error"]), text, self.run_id),
-            )
+        try:
+            with self.writing:
+                self.connection.execute(
+                    "UPDATE runs SET status = ?, ended_at = ?, error = ?, document = ?"
+                    " WHERE id = ?",
+                    (status, time.time(), json_text(document["error"]), text, self.run_id),
+                )
+        except sqlite3.Error as error:
+            self.stop(error)
 
     def log(self, path: str) -> IO[str]:
         handle = self.logs.get(path)
@@ -504,7 +654,8 @@ class RunRecorder:
 
     def close_logs(self) -> None:
         for handle in self.logs.values():
-            handle.close()
+            with contextlib.suppress(OSError):  # its last lines are lost (a full disk): closed
+                handle.close()
         self.logs.clear()
 
 
@@ -574,6 +725,8 @@ def _read(action: Callable[[], Any]) -> Any:
     try:
         return action()
     except sqlite3.Error as error:
+        if _is_damage(error):
+            raise StoreDamaged(str(error)) from None
         raise StoreError(f"cannot read the run store: {error}") from None
 
 
@@ -712,14 +865,14 @@ class ResumeFacts:
 def resume_facts(connection: sqlite3.Connection, run_id: str) -> ResumeFacts:
     row = _read(
         lambda: connection.execute(
-            "SELECT inputs, edits, definitions, content_hash FROM runs WHERE id = ?", (run_id,)
+            "SELECT inputs, edits, definitions, content_hash, document FROM runs WHERE id = ?",
+            (run_id,),
         ).fetchone()
     )
-    inputs, edits, definitions, content_hash = row
+    inputs, edits, definitions, content_hash, document = row
     shard = None
-    document = connection.execute("SELECT document FROM runs WHERE id = ?", (run_id,)).fetchone()
-    if document and document[0]:
-        info = json.loads(document[0]).get("shard")
+    if document:
+        info = json.loads(document).get("shard")
         if isinstance(info, dict) and "index" in info and "count" in info:
             shard = f"{info['index']}/{info['count']}"
     return ResumeFacts(
@@ -739,12 +892,14 @@ class DocumentError(Exception):
 def import_document(connection: sqlite3.Connection, document: Any, drawer_path: Path) -> str:
     """Record a run document (from `run --json`/`--output`, perhaps made on another machine)
     as a run in this store, its top-level steps and loop iterations as rows; returns its id.
-    A run already in the store is left as it is."""
+    A run already in the store is left as it is, unless it is `unrecorded`: the document,
+    which that run wrote at its end, holds what its rows miss, and replaces them."""
     problem = document_problem(document)
     if problem is not None or not document["run_id"]:
         raise DocumentError(f"it is not a drawer run document: {problem or 'no run_id'}")
     run_id: str = document["run_id"]
-    if connection.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+    found = connection.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if found is not None and found[0] != UNRECORDED:
         return run_id
     rows: list[tuple[Any, ...]] = []
     iterations: list[tuple[Any, ...]] = []
@@ -787,6 +942,9 @@ def import_document(connection: sqlite3.Connection, document: Any, drawer_path: 
     error = document.get("error")
     connection.execute("BEGIN IMMEDIATE")
     try:
+        if found is not None:
+            connection.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
+            connection.execute("DELETE FROM runs WHERE id = ?", (run_id,))
         connection.execute(
             "INSERT INTO runs (id, drawer_path, content_hash, name, inputs, edits, status,"
             " started_at, ended_at, error, resumed_from, document, definitions)"
