@@ -512,3 +512,26 @@ def test_example_uses_the_repository_action_on_a_drawer_that_runs_from_the_root(
     env_values = " ".join(str(v) for step in later for v in step.get("env", {}).values())
     for output in ("status", "run-id", "results", "outputs"):
         assert f"steps.{action['id']}.outputs.{output} }}}}" in env_values
+
+
+def test_no_coverage_data_is_tracked_and_git_ignores_it() -> None:
+    """`patch = ["subprocess"]` makes every drawer subprocess of the tests write a
+    `.coverage.HOST.pidN...` file into its working directory: git must ignore them."""
+    if not (ROOT / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", ".coverage*", "**/.coverage*"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TOOL_TIMEOUT,
+        check=True,
+    ).stdout.split()
+    assert tracked == []
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "-q", ".coverage.vm.pid1158.XqrUicVx.HhFvWPTeaumh"],
+        cwd=ROOT,
+        timeout=TOOL_TIMEOUT,
+        check=False,
+    )
+    assert ignored.returncode == 0
