@@ -397,6 +397,9 @@ SAFE_USES = [
     'for f in ${item}; do echo "$f"; done',
     "declare -i n=1; m=${item}",
     "case ${item} in a) ;; esac",
+    # [[ ]] compares a variable's value as text, except beside -eq and the like, or -v.
+    'b=${item}; [[ "$b" == main || $b = x* ]] && echo "$b"',
+    'f=${item}; [[ -f $f || -n "$${f}" || -v f ]] && cat "$f"',
     'x=${item}; echo "$${x}" "$${#x}" "$${!z}"',
     "eval 'echo hi'; echo ${item}",
     "compgen -W 'a b' -- ${item}",

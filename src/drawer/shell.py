@@ -39,6 +39,10 @@ class Evaluating:
     # too. Not for a variable's value: `n=$(wc -l < ${path})` stores wc's output, not the path.
     substitutions: bool = True
     hint: str | None = None  # instead of HINTS[kind]
+    # Whether a variable read there (`$y`) has its value evaluated. Not in `[[ ]]`, where only
+    # the operands of -eq and the like, and of -v, are (_Lexer._test_operands): `[[ $y == x ]]`
+    # compares y's value as text.
+    reads: bool = True
 
 
 # Every context where `validate` refuses a reference, in one table (README lists them). The
@@ -50,7 +54,7 @@ EVALUATING: dict[str, Evaluating] = {
         "(( ))", "arithmetic", ("(( ${item} ))", "for ((i = 0; i < ${item}; i++)); do :; done")
     ),
     "$[ ]": Evaluating("$[ ]", "arithmetic", ("echo $[ ${item} ]",)),
-    "[[ ]]": Evaluating("[[ ]]", "arithmetic", ("[[ ${item} -eq 1 ]]",)),
+    "[[ ]]": Evaluating("[[ ]]", "arithmetic", ("[[ ${item} -eq 1 ]]",), reads=False),
     "let": Evaluating("let", "arithmetic", ("let x=${item}",)),
     "subscript": Evaluating(
         "an array subscript",
@@ -85,7 +89,12 @@ EVALUATING: dict[str, Evaluating] = {
     "arithmetic variable": Evaluating(
         "an assignment to {name}, read by arithmetic",
         "arithmetic",
-        ("y=${item}; echo $(( y + 1 ))", "read y <<< ${item}; (( $y ))"),
+        (
+            "y=${item}; echo $(( y + 1 ))",
+            "read y <<< ${item}; (( $y ))",
+            "y=${item}; [[ y -gt 1 ]]",
+            "y=${item}; [[ -v $y ]]",
+        ),
         substitutions=False,
     ),
     "name": Evaluating(
@@ -171,12 +180,20 @@ class _Ctx:
     kind: Kind
     hint: str
     substitutions: bool
+    reads: bool
+
+    @property
+    def reads_values(self) -> bool:
+        """Whether a variable read here has its value evaluated as arithmetic."""
+        return self.kind == "arithmetic" and self.reads
 
 
 def _ctx(key: str, name: str = "", command: str = "") -> _Ctx:
     entry = EVALUATING[key]
     where = entry.where.format(name=name, command=command)
-    return _Ctx(where, entry.kind, entry.hint or HINTS[entry.kind], entry.substitutions)
+    return _Ctx(
+        where, entry.kind, entry.hint or HINTS[entry.kind], entry.substitutions, entry.reads
+    )
 
 
 def _into_substitution(ctx: _Ctx | None) -> _Ctx | None:
@@ -257,6 +274,12 @@ _LITERAL_PLACES = {
     "<<": ("inside a quoted here-document", "unquote the delimiter (<<EOF) to substitute it"),
 }
 _DEFAULT_OPS = (":-", ":=", ":+", ":?")
+_TEST_ARITHMETIC = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
+# In an operand of one: `$y`, `$${y}` (the value pasted in), or a bare `y` (read by arithmetic).
+_OPERAND_NAME = re.compile(
+    r"\$(?:\$\{)?([A-Za-z_][A-Za-z0-9_]*)|(?<![\w#$])([A-Za-z_][A-Za-z0-9_]*)"
+)
+_DOLLAR_NAME = re.compile(r"\$(?:\$\{)?([A-Za-z_][A-Za-z0-9_]*)\}?")
 # A parameter expansion: a parameter, a subscript, then the end or an operator (`:-`, `#`,
 # `%`, `/`, `^`, `,`, `@`, `:` for an offset).
 _PARAMETER_EXPANSION = re.compile(_PARAM.pattern + r"(?:\[[^\]]*\])?(?:$|[-:=+?#%/^,@])")
@@ -455,7 +478,9 @@ class _Lexer:
                         simple.assignment(sub.group()[:-1])
                         continue
                     if word == "[[":
-                        pos = self._cmd(pos + 2, "]]", _ctx("[[ ]]"))
+                        end = self._cmd(pos + 2, "]]", _ctx("[[ ]]"))
+                        self._test_operands(s[pos + 2 : end - 2])
+                        pos = end
                         continue
                     case_depth += (word == "case") - (word == "esac")
                     name, eq, _ = word.partition("=")
@@ -563,7 +588,7 @@ class _Lexer:
         """Text up to the balancing `close`: arithmetic, a subscript or a `$${...}` word."""
         s = self.s
         opener = {")": "(", "]": "[", "}": "{"}[close[0]]
-        arithmetic = ctx is not None and ctx.kind == "arithmetic"
+        arithmetic = ctx is not None and ctx.reads_values
         depth = 0
         while pos < self.end:
             c = s[pos]
@@ -588,6 +613,21 @@ class _Lexer:
                 pos += 1
         return pos
 
+    def _test_operands(self, text: str) -> None:
+        """In `[[ ]]`: the variables whose value bash evaluates, as the operands of an
+        arithmetic comparison (`[[ $y -gt 1 ]]`, `[[ y -gt 1 ]]`) or of -v (`[[ -v $y ]]`)."""
+        words = [word.strip("()!") for word in text.split()]
+        for i, word in enumerate(words):
+            next_word = words[i + 1] if i + 1 < len(words) else ""
+            if word in _TEST_ARITHMETIC:
+                operands = [words[i - 1]] if i else []
+                operands += [next_word]
+                for operand in operands:
+                    for found in _OPERAND_NAME.finditer(operand):
+                        self.reads(found.group(1) or found.group(2), "arithmetic variable")
+            elif word == "-v" and (name := _DOLLAR_NAME.fullmatch(next_word.strip('"'))):
+                self.reads(name.group(1), "arithmetic variable")
+
     def reads(self, name: str, key: str) -> None:
         """Bash evaluates the value of shell variable `name` as EVALUATING[key] says."""
         self.found.setdefault(name, key)
@@ -607,7 +647,7 @@ class _Lexer:
             return self._cmd(pos + 2, ")", _into_substitution(ctx))
         if s.startswith("$[", pos):
             return self._nested(pos + 2, "]", _ctx("$[ ]"))
-        if ctx is not None and ctx.kind == "arithmetic" and (name := _NAME.match(s, pos + 1)):
+        if ctx is not None and ctx.reads_values and (name := _NAME.match(s, pos + 1)):
             self.reads(name.group(), "arithmetic variable")  # (( $y )), [[ $y -eq 1 ]]
             return name.end()
         return pos + 1
@@ -619,7 +659,7 @@ class _Lexer:
             pos, text = param.end(), param.group()
             if text.startswith("!") and text[1:].isidentifier():
                 self.reads(text[1:], "indirect")  # $${!y}
-            elif text.isidentifier() and ctx is not None and ctx.kind == "arithmetic":
+            elif text.isidentifier() and ctx is not None and ctx.reads_values:
                 self.reads(text, "arithmetic variable")
         if s.startswith("[", pos):
             pos = self._nested(pos + 1, "]", _ctx("subscript"))
