@@ -264,20 +264,21 @@ class _Supervisor:
         from drawer import watchdog
 
         read, write = os.pipe()  # both close-on-exec: no command inherits either end
+        argv = [sys.executable, "-I", "-S", watchdog.__file__, self.prefix, f"{grace:g}"]
+        actions = [
+            (os.POSIX_SPAWN_DUP2, read, 0),
+            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+        ]
+        spawn = functools.partial(os.posix_spawn, sys.executable, argv, {}, file_actions=actions)
         try:
-            self.watchdog_pid = os.posix_spawn(
-                sys.executable,
-                [sys.executable, "-I", "-S", watchdog.__file__, self.prefix, f"{grace:g}"],
-                {},
-                file_actions=[
-                    (os.POSIX_SPAWN_DUP2, read, 0),
-                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-                    (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
-                ],
-                setsid=True,
-                setsigdef=_DEFAULT_SIGNALS,
-            )
-        except OSError:
+            try:
+                self.watchdog_pid = spawn(setsid=True, setsigdef=_DEFAULT_SIGNALS)
+            except NotImplementedError:
+                # No POSIX_SPAWN_SETSID (macOS before 10.15, some BSDs): a process group of
+                # its own keeps the terminal's Ctrl-C away from it; it ignores the rest.
+                self.watchdog_pid = spawn(setpgroup=0, setsigdef=_DEFAULT_SIGNALS)
+        except (OSError, NotImplementedError):
             os.close(write)
             self.watchdog_pid = -1  # runs go on without it; not tried again
             return
