@@ -397,6 +397,9 @@ SAFE_USES = [
     'for f in ${item}; do echo "$f"; done',
     "declare -i n=1; m=${item}",
     "case ${item} in a) ;; esac",
+    # Functions' names and a variable only printed: no subscript is evaluated.
+    "a=(1); unset -f ${item}; declare -f ${item}; declare -F ${item}; typeset -fp ${item}",
+    "a=(1); f() { local -p ${item}; }; f; declare -p ${item} || true",
     # [[ ]] compares a variable's value as text, except beside -eq and the like, or -v.
     'b=${item}; [[ "$b" == main || $b = x* ]] && echo "$b"',
     'f=${item}; [[ -f $f || -n "$${f}" || -v f ]] && cat "$f"',

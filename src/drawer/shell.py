@@ -214,9 +214,11 @@ class _Builtin:
     sets_operands: bool = False  # its operands name variables it sets (read)
     test: bool = False  # `[` and `test`: the word after -v is a variable name
     shell: bool = False  # with -c, the first operand is code
+    data_with: str = ""  # option letters that make the operands plain data (unset -f NAME)
 
 
-_DECLARE = _Builtin(operands="name", assigns=True)
+# -f and -F name functions, -p only prints: bash evaluates no subscript then.
+_DECLARE = _Builtin(operands="name", assigns=True, data_with="fFp")
 _MAPFILE = _Builtin(takes="dnOsuCc", options={"C": "code"}, sets_operands=True)
 _COMPGEN = _Builtin(takes="oAGWFCXPS", options={"W": "code", "C": "code"})
 _TEST = _Builtin(test=True)
@@ -235,7 +237,7 @@ _BUILTINS: dict[str, _Builtin] = {
     "wait": _Builtin(takes="p", options={"p": "name"}, sets="p"),
     "mapfile": _MAPFILE,
     "readarray": _MAPFILE,
-    "unset": _Builtin(operands="name"),
+    "unset": _Builtin(operands="name", data_with="f"),
     "let": _Builtin(operands="let"),
     "eval": _Builtin(operands="code"),
     "trap": _Builtin(first="code"),
@@ -868,6 +870,8 @@ class _Simple:
         key = spec.first if self.operands == 1 and spec.first else spec.operands
         if spec.shell:
             key = "code" if self.operands == 1 and "c" in self.letters else None
+        if set(spec.data_with) & set(self.letters):
+            key = None
         self.word_ctx = None if key is None else _ctx(key, command=self.name)
         if spec.sets_operands:
             self._sets(word)
