@@ -419,6 +419,9 @@ SAFE_USES = [
     # A command's output is not the reference: fan-out.yaml's checksum, a count.
     "sum=$(printf '%s' ${item} | cksum | cut -d' ' -f1); echo $((sum % 10))",
     "f() { local -i count=$(grep -c x ${item}); }; f",
+    # A variable a command reads in a substitution is its data: only the output is evaluated.
+    'f=${item}; n=$(( $(wc -l < "$f") + 1 )); (( $(grep -c x "$f") >= 0 )); a[$(wc -c < $f)]=1',
+    'f=${item}; [[ $(wc -l < "$f") -ge 0 && `wc -c < "$f"` -ge 0 ]]',
 ]
 
 

@@ -8,6 +8,7 @@ error instead.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -197,8 +198,11 @@ def _ctx(key: str, name: str = "", command: str = "") -> _Ctx:
 
 
 def _into_substitution(ctx: _Ctx | None) -> _Ctx | None:
-    """The context inside a command substitution `$(...)` or `...` in `ctx`."""
-    return ctx if ctx is not None and ctx.substitutions else None
+    """The context inside a command substitution `$(...)` or `...` in `ctx`. A variable read
+    in there is the command's data (`$(( $(wc -l < $f) ))`): only the output is evaluated."""
+    if ctx is None or not ctx.substitutions:
+        return None
+    return dataclasses.replace(ctx, reads=False)
 
 
 @dataclass(frozen=True)
@@ -405,6 +409,30 @@ def is_shell_parameter(content: str) -> bool:
     """Whether `${CONTENT}` reads as a shell parameter expansion (`${HOME}`, `${1}`, `${#a[@]}`,
     `${x%.txt}`), not as an expression (`${1 + n}`, `${(a + b) * 2}`, `${size(s)}`)."""
     return _PARAMETER_EXPANSION.match(content) is not None
+
+
+def _without_substitutions(text: str) -> str:
+    """`text` with each command substitution (`$(...)`, `...`) blanked: what a command reads
+    there is its data, not an operand."""
+    out: list[str] = []
+    depth = 0
+    backquoted = False
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if text.startswith("$(", i):
+            depth += 1
+            out.append("  ")
+            i += 2
+            continue
+        inside = depth > 0 or backquoted or c == "`"
+        if c == "`" and not depth:
+            backquoted = not backquoted
+        elif depth and c in "()":
+            depth += 1 if c == "(" else -1
+        out.append(" " if inside else c)
+        i += 1
+    return "".join(out)
 
 
 def _shell_var_hint(content: str) -> str:
@@ -618,7 +646,7 @@ class _Lexer:
     def _test_operands(self, text: str) -> None:
         """In `[[ ]]`: the variables whose value bash evaluates, as the operands of an
         arithmetic comparison (`[[ $y -gt 1 ]]`, `[[ y -gt 1 ]]`) or of -v (`[[ -v $y ]]`)."""
-        words = [word.strip("()!") for word in text.split()]
+        words = [word.strip("()!") for word in _without_substitutions(text).split()]
         for i, word in enumerate(words):
             next_word = words[i + 1] if i + 1 < len(words) else ""
             if word in _TEST_ARITHMETIC:
