@@ -34,6 +34,8 @@ README_EVALUATING = {
     "declare -i": "the value of `declare -i`",
     "integer": "`declare -i n;\n  n=${item}`",
     "arithmetic variable": "`y=${item}; echo $(( y + 1 ))`",
+    "code variable": '`y=${item}; eval\n  "$y"`',
+    "name variable": 'as a variable\'s name (`read "$y"`)',
     "name": "`read ${item}`, `printf -v ${item}`",
     "declare -n": "the value of\n  `declare -n`",
     "nameref": "or `-n`",

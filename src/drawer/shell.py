@@ -128,6 +128,22 @@ EVALUATING: dict[str, Evaluating] = {
         ("y=${item}; echo $${!y}",),
         substitutions=False,
     ),
+    "code variable": Evaluating(
+        "an assignment to {name}, run as code",
+        "code",
+        (
+            'y=${item}; eval "echo $y"',
+            'y=${item}; bash -c "echo $y"',
+            'y=${item}; trap "echo $${y}" EXIT',
+        ),
+        substitutions=False,
+    ),
+    "name variable": Evaluating(
+        "an assignment to {name}, used as a variable name",
+        "name",
+        ('y=${item}; read "$y" <<< x', 'y=${item}; printf -v "$y" %s x', 'y=${item}; [ -v "$y" ]'),
+        substitutions=False,
+    ),
     "prompt variable": Evaluating(
         "an assignment to {name}, read by $${{{name}@P}}",
         "code",
@@ -187,6 +203,16 @@ class _Ctx:
     def reads_values(self) -> bool:
         """Whether a variable read here has its value evaluated as arithmetic."""
         return self.kind == "arithmetic" and self.reads
+
+    @property
+    def read_as(self) -> str | None:
+        """The EVALUATING key of a variable read here (`eval "$y"`), None when its value is
+        not evaluated."""
+        if not self.reads:
+            return None
+        return {"arithmetic": "arithmetic variable", "code": "code variable"}.get(
+            self.kind, "name variable"
+        )
 
 
 def _ctx(key: str, name: str = "", command: str = "") -> _Ctx:
@@ -677,8 +703,8 @@ class _Lexer:
             return self._cmd(pos + 2, ")", _into_substitution(ctx))
         if s.startswith("$[", pos):
             return self._nested(pos + 2, "]", _ctx("$[ ]"))
-        if ctx is not None and ctx.reads_values and (name := _NAME.match(s, pos + 1)):
-            self.reads(name.group(), "arithmetic variable")  # (( $y )), [[ $y -eq 1 ]]
+        if ctx is not None and (key := ctx.read_as) and (name := _NAME.match(s, pos + 1)):
+            self.reads(name.group(), key)  # (( $y )), [[ $y -eq 1 ]], eval "$y", read $y
             return name.end()
         return pos + 1
 
@@ -689,8 +715,8 @@ class _Lexer:
             pos, text = param.end(), param.group()
             if text.startswith("!") and text[1:].isidentifier():
                 self.reads(text[1:], "indirect")  # $${!y}
-            elif text.isidentifier() and ctx is not None and ctx.reads_values:
-                self.reads(text, "arithmetic variable")
+            elif text.isidentifier() and ctx is not None and (key := ctx.read_as):
+                self.reads(text, key)
         if s.startswith("[", pos):
             pos = self._nested(pos + 1, "]", _ctx("subscript"))
         if param and param.group().isidentifier() and s.startswith("@P", pos):
