@@ -173,6 +173,10 @@ EVALUATING: dict[str, Evaluating] = {
             "compgen -C ${item} x",
             "bash -c ${item}",
             "sh -ec ${item}",
+            "exec bash -c ${item}",
+            "env LC_ALL=C sh -c ${item}",
+            "nohup bash -c ${item} > /dev/null 2>&1",
+            "setsid sh -c ${item}",
         ),
     ),
     "stdin script": Evaluating(
@@ -281,7 +285,8 @@ _BUILTINS: dict[str, _Builtin] = {
     "zsh": _SHELL,
     "ksh": _SHELL,
 }
-_PREFIXES = frozenset({"builtin", "command"})
+# Words after which the next word is the command run (with no option of their own between).
+_PREFIXES = frozenset({"builtin", "command", "exec", "env", "nohup", "setsid", "sudo"})
 # bash's own variables whose value it evaluates (EVALUATING keys).
 SPECIAL_VARIABLES: dict[str, str] = {
     **dict.fromkeys(("RANDOM", "SRANDOM", "OPTIND", "HISTCMD", "SECONDS"), "integer"),
