@@ -258,6 +258,27 @@ def test_a_resume_does_not_apply_a_masked_edit(tmp_path: Path) -> None:
     assert leaks(SECRETS, texts, [tmp_path]) == []
 
 
+def test_a_secret_default_set_but_not_used_is_recorded_masked(tmp_path: Path) -> None:
+    """`--set inputs.tok.default=S` with the secret given by -i: S is no value of the run,
+    but still a secret, and the edit that holds it is recorded masked."""
+    write(
+        tmp_path / "d.yaml",
+        """\
+        inputs:
+          tok: {type: string, secret: true}
+        steps:
+          - id: a
+            run: echo hi
+        """,
+    )
+    done = run_cli("d.yaml", "run", "--set", f"inputs.tok.default={SET_SECRET}", "-i",
+                   f"tok={FLAG_SECRET}", "--json", cwd=tmp_path, env=cli_env(tmp_path))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shown = run_cli("d.yaml", "show", "last", "--json", cwd=tmp_path)
+    texts = {"stdout": done.stdout + shown.stdout, "stderr": done.stderr + shown.stderr}
+    assert leaks(SECRETS, texts, [tmp_path / ".drawer"]) == []
+
+
 # temp files -----------------------------------------------------------------------------------
 
 WAITING = f"""\

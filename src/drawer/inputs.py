@@ -170,6 +170,12 @@ def resolve_inputs(
         if secret is not None:
             secrets.append(secret)
         values[name] = value
+        if spec.secret and spec.default is not None:
+            # A default not used (-i gave the value) is a secret still: a `--set` edit may
+            # hold it, and is recorded masked only if it is masked.
+            default = spec.default if isinstance(spec.default, str) else json.dumps(spec.default)
+            if len(default) >= 4 and default not in secrets:
+                secrets.append(default)
     if errors:
         from_env = {name: environ[env_name(name)] for name in specs if env_name(name) in environ}
         raise InputErrors(hide_given_secrets(errors, specs, {**from_env, **given}))
