@@ -23,6 +23,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -137,6 +138,11 @@ class _Supervisor:
         self.doomed: set[int] = set()
         """Adopted processes signalled and not reaped yet."""
         self.depth = 0
+        self.lock = threading.RLock()
+        """Held while a command is started and recorded in `live`, while adopted processes are
+        looked for, and while runs begin and end: the Dask executor runs chunks in threads of
+        this process, and a sweep must not take another thread's new leader (a zombie not yet
+        in `live`) for an orphan and reap it."""
         self.subreaper = False
         self.watchdog_fd = -1
         self.watchdog_pid = 0
@@ -148,6 +154,10 @@ class _Supervisor:
     # the run -----------------------------------------------------------------------------
 
     def begin(self, directory: str, grace: float) -> None:
+        with self.lock:
+            self._begin(directory, grace)
+
+    def _begin(self, directory: str, grace: float) -> None:
         self.depth += 1
         if os.environ.get("DRAWER_SUPERVISE") == "off":  # for benchmarks and odd sandboxes
             return
@@ -158,6 +168,10 @@ class _Supervisor:
         self.send(b"d " + os.fsencode(directory).hex().encode() + b"\n")
 
     def end(self, directory: str) -> None:
+        with self.lock:
+            self._end(directory)
+
+    def _end(self, directory: str) -> None:
         self.depth -= 1
         self.send(b"u " + os.fsencode(directory).hex().encode() + b"\n")
         if self.depth == 0:
@@ -191,6 +205,16 @@ class _Supervisor:
         (every descendant's pid is larger, modulo wrapping). Returns the pids it signalled."""
         if not self.subreaper:
             return set()
+        with self.lock:
+            return self._end_adopted(tag, signum, since, pipes)
+
+    def _end_adopted(
+        self,
+        tag: str | None,
+        signum: int,
+        since: int | None,
+        pipes: Callable[[], set[int]] | None,
+    ) -> set[int]:
         needle = None if tag is None else f"\0{TRACKING}={tag}\0".encode()
         signalled: set[int] = set()
         for pid in self._candidates(since):
@@ -491,8 +515,9 @@ class _Child:
             if spec.stdin is not None:
                 in_read, self.stdin_fd = os.pipe()
                 child_ends.append(in_read)
-            self.pid, self.popen = self._start(spec, in_read, out_write, err_write)
-            self.supervisor.started(self.pid)
+            with self.supervisor.lock:
+                self.pid, self.popen = self._start(spec, in_read, out_write, err_write)
+                self.supervisor.started(self.pid)
         except BaseException:
             self.close()
             raise
