@@ -164,3 +164,20 @@ class FinishedFiles:
     def __call__(self, event: Any) -> None:
         if isinstance(event, IterationFinished) and event.loop_path == self.loop_path:
             (self.folder / f"finished-{event.index}").touch()
+
+
+def tagged(tag: str) -> list[int]:
+    """Live processes (not zombies) whose environment carries DRAWER_TEST_TAG=tag."""
+    needle = f"DRAWER_TEST_TAG={tag}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in environ.split(b"\0") and state != b"Z":
+            found.append(int(entry))
+    return found

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from drawer.store import DATABASE
-from tests.conftest import run_cli, wait_for
+from tests.conftest import run_cli, tagged, wait_for
 
 NEVER = "sleep 60"
 
@@ -24,23 +24,6 @@ def drawer_env(tag: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key != "GITHUB_ACTIONS"}
     env["DRAWER_TEST_TAG"] = tag
     return env
-
-
-def tagged(tag: str) -> list[int]:
-    """Live processes (not zombies) whose environment carries DRAWER_TEST_TAG=tag."""
-    needle = f"DRAWER_TEST_TAG={tag}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-            state = Path(f"/proc/{entry}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if needle in environ.split(b"\0") and state != b"Z":
-            found.append(int(entry))
-    return found
 
 
 def start(tmp_path: Path, text: str, tag: str, *args: str) -> subprocess.Popen[bytes]:
@@ -154,6 +137,8 @@ def test_a_resume_after_kill_9_runs_only_what_had_not_finished(
         log = tmp_path / "calls.txt"
         wait_for(lambda: log.exists() and "quick" in log.read_text(), "quick", drawer)
     kill_when(tmp_path, drawer, marker)
+    # The killed step's command is ended by drawer's watchdog, not left to finish.
+    wait_for(lambda: not tagged("durable"), "no command left by the killed drawer", seconds=15)
     first = calls(tmp_path)
     assert integrity(tmp_path) == "ok"
     resumed = resume(tmp_path, "durable")

@@ -21,28 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import read_pid, run_cli, until, wait_for
+from tests.conftest import read_pid, run_cli, tagged, until, wait_for
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="a subreaper needs Linux")
 
 ESCAPERS = 8
-
-
-def tagged(tag: str) -> list[int]:
-    """Live processes (not zombies) whose environment carries DRAWER_TEST_TAG=tag."""
-    needle = f"DRAWER_TEST_TAG={tag}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-            state = Path(f"/proc/{entry}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if needle in environ.split(b"\0") and state != b"Z":
-            found.append(int(entry))
-    return found
 
 
 def no_survivors(tag: str, seconds: float = 10) -> None:
