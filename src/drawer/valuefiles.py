@@ -42,6 +42,12 @@ def memory_files() -> bool:
         os.close(fd)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _proc_path(fd: int) -> str:
     return f"/proc/{os.getpid()}/fd/{fd}"
 
@@ -73,17 +79,13 @@ class CommandFiles:
             fd = os.memfd_create(name, os.MFD_CLOEXEC)
             path = _proc_path(fd)
             self.fds[path] = fd
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, data)
             return path
         file = self.tmpdir / f"{name}-{next(_counter)}"
         self.paths.append(file)
         descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(descriptor, view) :]
+            _write_all(descriptor, data)
         finally:
             os.close(descriptor)
         return str(file)
