@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -149,7 +150,6 @@ class _Supervisor:
         self.unsent = b""
         self.children_file = f"/proc/{self.pid}/task/{self.pid}/children"
         self.has_children_file = os.path.exists(self.children_file)
-        self.has_proc = os.path.isdir(f"/proc/{self.pid}")
 
     # the run -----------------------------------------------------------------------------
 
@@ -165,7 +165,7 @@ class _Supervisor:
             self.subreaper = _set_subreaper(True)
         if self.watchdog_fd < 0 and self.watchdog_pid == 0:
             self._start_watchdog(grace)
-        self.send(b"d " + os.fsencode(directory).hex().encode() + b"\n")
+        self.send(_directory_line(b"d", directory))
 
     def end(self, directory: str) -> None:
         with self.lock:
@@ -173,7 +173,7 @@ class _Supervisor:
 
     def _end(self, directory: str) -> None:
         self.depth -= 1
-        self.send(b"u " + os.fsencode(directory).hex().encode() + b"\n")
+        self.send(_directory_line(b"u", directory))
         if self.depth == 0:
             self.end_adopted(None, signal.SIGKILL, None)
             self.reap_doomed(block=True)
@@ -242,12 +242,9 @@ class _Supervisor:
 
     def reap_doomed(self, *, block: bool) -> None:
         """Reap the adopted processes signalled so far; with block, wait (up to a second)."""
-        deadline = None
+        deadline = time.monotonic() + _SETTLE_SECONDS
         for pid in list(self.doomed):
             while not self._reap(pid) and block:
-                import time
-
-                deadline = deadline or time.monotonic() + _SETTLE_SECONDS
                 if time.monotonic() > deadline:
                     return
                 time.sleep(0.001)
@@ -347,6 +344,11 @@ class _Supervisor:
         self.doomed.add(self.watchdog_pid)
         self.reap_doomed(block=True)
         self.live.discard(self.watchdog_pid)
+
+
+def _directory_line(what: bytes, directory: str) -> bytes:
+    """A watchdog line naming a directory: hex, so that no byte of a path can end it."""
+    return what + b" " + os.fsencode(directory).hex().encode() + b"\n"
 
 
 def _belongs(pid: int, needle: bytes, pipes: Callable[[], set[int]] | None) -> bool:
